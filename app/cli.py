@@ -1,0 +1,244 @@
+"""`personyze-sync` command line: run the pieces, check configuration, operate the queues."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from app.config import ConfigError, load_settings
+from app.core.state import ledger_balance
+
+DEV_SHOPIFY_SECRET = "dev-shopify-secret"
+DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
+
+
+def _runtime():
+    from app import runtime
+
+    return runtime.build()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Release phase: refuse to deploy a configuration that cannot sync."""
+    try:
+        settings = load_settings()
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    problems = settings.problems(need_api_key=not args.allow_sandbox)
+    if not args.offline:
+        from app.core import redisconn
+
+        if settings.redis_url and not redisconn.answers(settings.redis_url, timeout=3):
+            problems.append(f"REDIS_URL {redisconn.describe(settings.redis_url)} does not answer")
+        if not problems:
+            problems += _check_accounts(settings)
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
+    if not problems:
+        print(f"ok: {len(settings.stores)} store(s) configured")
+    return 1 if problems else 0
+
+
+def _check_accounts(settings) -> list[str]:
+    from app.personyze import PersonyzeClient, PersonyzeError
+
+    out = []
+    for store in settings.stores.values():
+        acct = store.personyze
+        if not acct.api_key:
+            continue
+        client = PersonyzeClient(acct.api_key.get_secret_value(), acct.base_url)
+        try:
+            client.account()
+        except PersonyzeError as e:
+            out.append(f"store {store.id!r}: Personyze rejected the credentials check: "
+                       f"{type(e).__name__}")
+        finally:
+            client.close()
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    out: dict[str, Any] = {}
+    for sid in rt.settings.stores:
+        led = rt.state.ledger(sid)
+        out[sid] = {"ledger": led, "balance": ledger_balance(led),
+                    "due": rt.state.due_count(sid), "dlq": len(rt.state.dlq_list(sid))}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    stores = [args.store] if args.store else list(rt.settings.stores)
+    for sid in stores:
+        if sid not in rt.settings.stores:
+            print(f"unknown store {sid!r}", file=sys.stderr)
+            return 2
+        entries = rt.state.dlq_list(sid)
+        pids = args.ids or list(entries)
+        if args.action == "list":
+            for pid, e in entries.items():
+                last = e["errors"][-1]["error"] if e.get("errors") else ""
+                print(json.dumps({"store": sid, "product": pid, "attempts": len(e["errors"]),
+                                  "last_error": last}))
+        elif args.action == "replay":
+            n = sum(rt.state.dlq_replay(sid, p) for p in pids)
+            print(f"{sid}: replayed {n}")
+        else:
+            n = sum(rt.state.dlq_purge(sid, p) for p in pids)
+            print(f"{sid}: purged {n}")
+    return 0
+
+
+def cmd_resync(args: argparse.Namespace) -> int:
+    print("resync needs the store backfill (Admin API) which is not built yet; "
+          "see the README's 'Not yet' section", file=sys.stderr)
+    return 2
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    import signal
+
+    from workers.celery_app import celery
+    from workers.dispatch import Dispatcher
+
+    d = Dispatcher(celery.runtime, celery)
+    signal.signal(signal.SIGTERM, lambda *_: d.stop())
+    try:
+        d.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox.server import main as sandbox_main
+
+    return sandbox_main(args.rest) or 0
+
+
+def sample_product(product_id: int = 632910392, price: str = "199.00") -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    return {
+        "id": product_id,
+        "title": "IPod Nano - 8GB",
+        "body_html": "<p>It's the small iPod with <strong>one</strong> very big idea.</p>",
+        "vendor": "Apple",
+        "product_type": "Cult Products",
+        "handle": "ipod-nano",
+        "status": "active",
+        "updated_at": now,
+        "variants": [
+            {"id": 808950810, "sku": "IPOD2008PINK", "price": price, "compare_at_price": None,
+             "inventory_quantity": 10, "inventory_management": "shopify",
+             "inventory_policy": "deny"},
+        ],
+        "images": [{"id": 850703190, "src": "https://cdn.shopify.com/s/files/ipod-nano.png"}],
+    }
+
+
+def shopify_headers(body: bytes, secret: str, topic: str, shop: str) -> dict[str, str]:
+    sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sig,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
+        "X-Shopify-API-Version": "2025-01",
+    }
+
+
+def cmd_send_sample(args: argparse.Namespace) -> int:
+    import requests
+
+    secret = args.secret or os.environ.get("SHOPIFY_WEBHOOK_SECRET", DEV_SHOPIFY_SECRET)
+    secret = secret.split(",")[0]
+    shop = args.shop or os.environ.get("SHOPIFY_SHOP_DOMAIN", DEV_SHOP_DOMAIN)
+    if args.topic == "products/delete":
+        payload: dict[str, Any] = {"id": args.product_id}
+    else:
+        payload = sample_product(args.product_id, args.price)
+    body = json.dumps(payload).encode()
+    resp = requests.post(f"{args.url.rstrip('/')}/webhooks/shopify", data=body,
+                         headers=shopify_headers(body, secret, args.topic, shop), timeout=10)
+    print(f"{resp.status_code} {resp.text.strip()}")
+    return 0 if resp.ok else 1
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from app.devserver import run_dev
+
+    return run_dev(args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="personyze-sync", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("dev", help="start everything on embedded defaults (make run)")
+    d.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    d.set_defaults(func=cmd_dev)
+
+    s = sub.add_parser("sandbox", help="run the local Personyze emulator", add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_sandbox)
+
+    s = sub.add_parser("send-sample", help="send a signed sample Shopify product webhook")
+    s.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
+    s.add_argument("--topic", default="products/update",
+                   choices=["products/create", "products/update", "products/delete"])
+    s.add_argument("--product-id", type=int, default=632910392)
+    s.add_argument("--price", default="199.00")
+    s.add_argument("--secret", help="default: $SHOPIFY_WEBHOOK_SECRET or the dev secret")
+    s.add_argument("--shop", help="default: $SHOPIFY_SHOP_DOMAIN or the dev shop")
+    s.set_defaults(func=cmd_send_sample)
+
+    c = sub.add_parser("check", help="validate configuration and credentials (release phase)")
+    c.add_argument("--offline", action="store_true", help="do not contact Redis or Personyze")
+    c.add_argument("--allow-sandbox", action="store_true", help="a missing API key is fine")
+    c.set_defaults(func=cmd_check)
+
+    st = sub.add_parser("status", help="ledger, backlog and dead letters per store")
+    st.set_defaults(func=cmd_status)
+
+    q = sub.add_parser("dlq", help="dead letters: list, replay or purge")
+    q.add_argument("action", choices=["list", "replay", "purge"])
+    q.add_argument("ids", nargs="*", help="product ids (default: all)")
+    q.add_argument("--store", help="default: every store")
+    q.set_defaults(func=cmd_dlq)
+
+    r = sub.add_parser("resync", help="re-send a store's catalog (needs the backfill)")
+    r.add_argument("--store")
+    r.set_defaults(func=cmd_resync)
+
+    sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")
+    sc.set_defaults(func=cmd_scheduler)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

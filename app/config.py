@@ -1,0 +1,288 @@
+"""Configuration from the environment (and an optional YAML file of stores).
+
+Everything the service needs is read once, validated, and turned into plain objects, so a
+misconfiguration stops the process at start with a message that names the variable, instead
+of surfacing as a 401 hours later. Secrets are `SecretStr`: they never print.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PERSONYZE_API_URL = "https://app.personyze.com/rest"
+DEFAULT_STORE_ID = "default"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator (never includes a secret's value)."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_personyze_url(url: str) -> str:
+    """Personyze answers plain HTTP with 401; only loopback (the sandbox) may be plain."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        return url.rstrip("/")
+    raise ValueError("PERSONYZE_BASE_URL must be https:// (plain http only for loopback hosts)")
+
+
+class PersonyzeAccount(BaseModel):
+    """One Personyze account: its key, endpoint and the request rate all workers share."""
+
+    api_key: SecretStr | None = None
+    base_url: str = PERSONYZE_API_URL
+    rate_limit: float = Field(default=5.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_personyze_url(v)
+
+    @property
+    def id(self) -> str:
+        """Stable, non-secret name for Redis keys: a digest of the endpoint and the key."""
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        return hashlib.sha256(f"{self.base_url}\0{key}".encode()).hexdigest()[:16]
+
+
+class MappingConfig(BaseModel):
+    """Per-store changes to the default product mapping (DESIGN.md)."""
+
+    rename: dict[str, str] = Field(default_factory=dict)
+    drop: list[str] = Field(default_factory=list)
+    # column -> dotted path into the platform's raw product payload, e.g. {"custom_1": "tags"}
+    add: dict[str, str] = Field(default_factory=dict)
+    # column -> constant value
+    constants: dict[str, str] = Field(default_factory=dict)
+
+
+class StoreConfig(BaseModel):
+    """A store and the Personyze account its catalog goes to."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    personyze: PersonyzeAccount = Field(default_factory=PersonyzeAccount)
+    shopify_shop_domain: str | None = None
+    shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    shopify_admin_token: SecretStr | None = None
+    storefront_domain: str | None = None
+    woocommerce_url: str | None = None
+    woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    standard_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    bigcommerce_store_hash: str | None = None
+    bigcommerce_access_token: SecretStr | None = None
+    mapping: MappingConfig = Field(default_factory=MappingConfig)
+
+    @field_validator("standard_webhook_secrets")
+    @classmethod
+    def _whsec(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for s in v:
+            if not s.get_secret_value().startswith("whsec_"):
+                raise ValueError("STANDARD_WEBHOOK_SECRET must start with whsec_")
+        return v
+
+    @model_validator(mode="after")
+    def _domains(self) -> StoreConfig:
+        if self.shopify_shop_domain:
+            self.shopify_shop_domain = self.shopify_shop_domain.strip().lower()
+        if self.woocommerce_url:
+            self.woocommerce_url = normalize_source_url(self.woocommerce_url)
+        return self
+
+    @property
+    def guide_domain(self) -> str | None:
+        return self.storefront_domain or self.shopify_shop_domain
+
+
+def normalize_source_url(url: str) -> str:
+    """WooCommerce sends `home_url('/')` (trailing slash); users type it either way."""
+    return url.strip().lower().rstrip("/")
+
+
+def _split_secrets(value: str | None) -> list[SecretStr]:
+    """Several secrets (rotation, admin-created webhooks) are comma separated."""
+    if not value:
+        return []
+    return [SecretStr(s.strip()) for s in value.split(",") if s.strip()]
+
+
+class Settings(BaseSettings):
+    """Process settings. Names are the environment variables of DESIGN.md."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    redis_url: str | None = None
+    broker_url: str | None = None
+    key_prefix: str = "psync"
+    sync_queue: str = "personyze-sync"
+    stores_file: Path | None = None
+    store_id: str = DEFAULT_STORE_ID
+
+    personyze_api_key: SecretStr | None = None
+    personyze_base_url: str = PERSONYZE_API_URL
+    personyze_rate_limit: float = Field(default=5.0, gt=0)
+
+    shopify_webhook_secret: SecretStr | None = None
+    shopify_shop_domain: str | None = None
+    shopify_admin_token: SecretStr | None = None
+    storefront_domain: str | None = None
+    woocommerce_webhook_secret: SecretStr | None = None
+    woocommerce_url: str | None = None
+    bigcommerce_store_hash: str | None = None
+    bigcommerce_access_token: SecretStr | None = None
+    standard_webhook_secret: SecretStr | None = None
+
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+    admin_token: SecretStr | None = None
+    log_level: str = "INFO"
+    port: int = 8000
+    web_concurrency: int | None = None
+
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    dedupe_ttl_seconds: int = Field(default=48 * 3600, gt=0)
+    wake_grace_seconds: float = Field(default=10.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=10, gt=0)
+    max_retry_age_seconds: float = Field(default=24 * 3600, gt=0)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    auth_pause_seconds: float = Field(default=300.0, gt=0)
+    sweep_batch: int = Field(default=200, gt=0)
+    wake_from_web: bool = False
+
+    @field_validator("personyze_base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_personyze_url(v)
+
+    @field_validator("standard_webhook_secret")
+    @classmethod
+    def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
+        for s in _split_secrets(v.get_secret_value() if v else None):
+            if not s.get_secret_value().startswith("whsec_"):
+                raise ValueError("must start with whsec_ (the Standard Webhooks secret format)")
+        return v
+
+    @cached_property
+    def stores(self) -> dict[str, StoreConfig]:
+        """The stores this process serves: from STORES_FILE, else one from the environment."""
+        if self.stores_file:
+            return load_stores_file(self.stores_file)
+        store = StoreConfig(
+            id=self.store_id,
+            personyze=PersonyzeAccount(
+                api_key=self.personyze_api_key,
+                base_url=self.personyze_base_url,
+                rate_limit=self.personyze_rate_limit,
+            ),
+            shopify_shop_domain=self.shopify_shop_domain,
+            shopify_webhook_secrets=_split_secrets(_raw(self.shopify_webhook_secret)),
+            shopify_admin_token=self.shopify_admin_token,
+            storefront_domain=self.storefront_domain,
+            woocommerce_url=self.woocommerce_url,
+            woocommerce_webhook_secrets=_split_secrets(_raw(self.woocommerce_webhook_secret)),
+            standard_webhook_secrets=_split_secrets(_raw(self.standard_webhook_secret)),
+            bigcommerce_store_hash=self.bigcommerce_store_hash,
+            bigcommerce_access_token=self.bigcommerce_access_token,
+        )
+        return {store.id: store}
+
+    def problems(self, *, need_api_key: bool) -> list[str]:
+        """What stops this configuration from syncing, phrased for the operator."""
+        out: list[str] = []
+        for store in self.stores.values():
+            where = f"store {store.id!r}" if self.stores_file else "environment"
+            if need_api_key and not store.personyze.api_key:
+                out.append(f"{where}: PERSONYZE_API_KEY is not set")
+            elif store.personyze.api_key and len(store.personyze.api_key.get_secret_value()) != 40:
+                out.append(f"{where}: PERSONYZE_API_KEY must be 40 characters (value not shown)")
+            if not (
+                store.shopify_webhook_secrets
+                or store.woocommerce_webhook_secrets
+                or store.standard_webhook_secrets
+            ):
+                out.append(
+                    f"{where}: no webhook secret: set SHOPIFY_WEBHOOK_SECRET, "
+                    "WOOCOMMERCE_WEBHOOK_SECRET or STANDARD_WEBHOOK_SECRET"
+                )
+        return out
+
+
+def _raw(s: SecretStr | None) -> str | None:
+    return s.get_secret_value() if s else None
+
+
+def load_stores_file(path: Path) -> dict[str, StoreConfig]:
+    """Many stores, one Personyze account each. Values may be `${ENV_NAME}` references so the
+    file itself can be committed without secrets."""
+    try:
+        raw: Any = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"STORES_FILE {path}: cannot read: {type(e).__name__}") from None
+    items = raw.get("stores") if isinstance(raw, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"STORES_FILE {path}: expected a top-level 'stores:' list")
+    stores: dict[str, StoreConfig] = {}
+    for i, item in enumerate(items):
+        try:
+            store = StoreConfig.model_validate(_expand_env(item))
+        except ValidationError as e:
+            raise ConfigError(f"STORES_FILE {path}: stores[{i}]: {_describe(e)}") from None
+        if store.id in stores:
+            raise ConfigError(f"STORES_FILE {path}: duplicate store id {store.id!r}")
+        stores[store.id] = store
+    return stores
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        name = value[2:-1]
+        if name not in os.environ:
+            raise ConfigError(f"STORES_FILE refers to ${{{name}}} which is not set")
+        return os.environ[name]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _describe(e: ValidationError) -> str:
+    """Name the field and the problem, never the input (it may be a secret)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']).upper() or 'value'}: {err['msg']}"
+        for err in e.errors(include_input=False, include_url=False)
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise ConfigError naming the variable on a bad value."""
+    try:
+        settings = Settings(**overrides)
+        _ = settings.stores
+    except ValidationError as e:
+        raise ConfigError(f"invalid configuration: {_describe(e)}") from None
+    return settings
+
+
+Platform = Literal["shopify", "woocommerce", "bigcommerce", "standard"]

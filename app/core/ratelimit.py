@@ -1,0 +1,84 @@
+"""One rate limit and one pause per Personyze account, shared by every worker on every machine
+(DESIGN.md invariants 5 and 6). State lives in Redis; the clock is Redis's own (TIME), so
+workers with skewed clocks still agree."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from importlib import resources
+
+import redis
+
+from app.config import PersonyzeAccount
+from app.core.state import Keys
+
+
+@dataclass(slots=True, frozen=True)
+class Decision:
+    allowed: bool
+    wait: float  # seconds until it is worth asking again (0 when allowed)
+    paused: bool = False
+    tokens: int = 0
+
+
+def _load(r: redis.Redis, name: str):
+    return r.register_script(resources.files("app.core").joinpath(f"lua/{name}.lua").read_text())
+
+
+class AccountLimiter:
+    """GCRA: at most `rate` requests per second on average, `burst` at once."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, account: PersonyzeAccount, burst: int = 1):
+        self.r = r
+        self.account = account.id
+        self.interval = 1.0 / account.rate_limit
+        self.tau = self.interval * (max(1, burst) - 1)
+        self.tat_key = keys.account(self.account, "tat")
+        self.pause_key = keys.account(self.account, "pause")
+        self.auth_key = keys.account(self.account, "authfail")
+        self._gcra = _load(r, "ratelimit")
+        self._pause = _load(r, "pause")
+
+    def _ask(self, consume: bool) -> Decision:
+        status, value = self._gcra(
+            keys=[self.tat_key, self.pause_key],
+            args=[f"{self.interval:.9f}", f"{self.tau:.9f}", "1" if consume else "0"],
+        )
+        status = status.decode()
+        if status == "ok":
+            return Decision(True, 0.0, tokens=int(value))
+        return Decision(False, float(value), paused=status == "paused")
+
+    def acquire(self) -> Decision:
+        """Take a token now, or learn how long until one (never sleeps)."""
+        return self._ask(True)
+
+    def peek(self) -> Decision:
+        """How many requests could go now, without taking any (the dispatcher's admission)."""
+        return self._ask(False)
+
+    def pause(self, seconds: float) -> float:
+        """Personyze said 503: nobody calls this account for `seconds`."""
+        secs, _ = self._pause(keys=[self.pause_key, ""], args=[f"{seconds:.3f}", 0, 0])
+        return float(secs)
+
+    def auth_failed(self, base: float, cap: float = 3600.0) -> tuple[float, bool]:
+        """Personyze said 401: pause, growing with each repeat. True the first time since the
+        last success (so it is reported once)."""
+        secs, first = self._pause(
+            keys=[self.pause_key, self.auth_key], args=[0, f"{base:.3f}", f"{cap:.3f}"]
+        )
+        return float(secs), int(first) == 1
+
+    def paused_for(self) -> float:
+        ms = int(self.r.pttl(self.pause_key))
+        return ms / 1000 if ms > 0 else 0.0
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog): uniform in
+    [0, min(cap, base * 2**attempt)], so retries of many keys spread out instead of
+    returning together."""
+    ceiling = min(cap, base * (2 ** min(attempt, 32)))
+    return (rng or random).uniform(0, ceiling)

@@ -1,0 +1,325 @@
+"""The Redis-held truth about every (store, product): pending, synced, due, ledger, DLQ.
+
+Celery messages are only wake-ups (DESIGN.md). Every transition of a product's state is one
+Lua script in `lua/`, so a crash between two Redis calls can never leave half a transition,
+and two workers or two web processes can never interleave inside one.
+
+Per store, keys share the hash tag `{store}`:
+    P:<id>      hash: pv/pk/pd/pt pending version, kind, doc, received-at; sv/sh/sk synced
+                version, hash, kind (kept after a delete as the tombstone); dv dead version;
+                att/ff/errs attempts, first failure time, error history
+    lease:<id>  the short claim a worker holds while it works on the product
+    due         sorted set: product id -> when it may next be attempted
+    ledger      hash of counters (DESIGN.md invariant 8)
+    dlq         hash: product id -> dead-letter entry (json)
+    dd:<digest> dedupe marks, kept DEDUPE_TTL_SECONDS
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis
+
+from app.core.model import Event
+
+LEDGER_FIELDS = (
+    "received",
+    "ignored",
+    "duplicates",
+    "stale",
+    "coalesced",
+    "skipped_unchanged",
+    "written",
+    "dead",
+    "pending",
+)
+
+
+def _script(r: redis.Redis, name: str) -> Any:
+    """Register a Lua script once; redis-py runs it by EVALSHA and reloads it after a flush."""
+    source = resources.files("app.core").joinpath(f"lua/{name}.lua").read_text()
+    return r.register_script(source)
+
+
+class Recorded(IntEnum):
+    DUPLICATE = 0
+    STALE = 1
+    ACCEPTED_WAKE = 2
+    ACCEPTED = 3
+
+
+@dataclass(slots=True)
+class Claim:
+    """What a worker learned when it took the lease on a product."""
+
+    token: str
+    version: int
+    kind: str
+    doc: bytes
+    synced_version: int | None
+    synced_hash: str
+    attempts: int
+    first_failure: float | None
+    errors: list[dict[str, Any]]
+    received_at: float | None
+
+
+class Keys:
+    """Key names; the store id in braces keeps one store's keys in one cluster slot."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.kick = f"{prefix}:kick"
+
+    def _s(self, store: str) -> str:
+        return f"{self.prefix}:{{{store}}}"
+
+    def product(self, store: str, pid: str) -> str:
+        return f"{self._s(store)}:P:{pid}"
+
+    def lease(self, store: str, pid: str) -> str:
+        return f"{self._s(store)}:lease:{pid}"
+
+    def due(self, store: str) -> str:
+        return f"{self._s(store)}:due"
+
+    def ledger(self, store: str) -> str:
+        return f"{self._s(store)}:ledger"
+
+    def dlq(self, store: str) -> str:
+        return f"{self._s(store)}:dlq"
+
+    def dedupe(self, store: str, key: str) -> str:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return f"{self._s(store)}:dd:{digest}"
+
+    def account(self, account: str, what: str) -> str:
+        return f"{self.prefix}:acct:{{{account}}}:{what}"
+
+
+class State:
+    """The state machine's operations; each is one atomic Redis round trip."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        prefix: str,
+        *,
+        dedupe_ttl: int = 48 * 3600,
+        wake_grace: float = 10.0,
+        wake_from_web: bool = False,
+    ) -> None:
+        self.r = r
+        self.keys = Keys(prefix)
+        self.dedupe_ttl = dedupe_ttl
+        self.wake_grace = wake_grace
+        self.wake_from_web = wake_from_web
+        self._ingest = _script(r, "ingest")
+        self._ignore = _script(r, "ignore")
+        self._claim = _script(r, "claim")
+        self._complete = _script(r, "complete")
+        self._release = _script(r, "release")
+        self._dead = _script(r, "dead")
+        self._replay = _script(r, "replay")
+        self._sweep = _script(r, "sweep")
+
+    @property
+    def kick_flag(self) -> str:
+        """Whether transitions nudge the dispatcher (it publishes the Celery wake-ups)."""
+        return "0" if self.wake_from_web else "1"
+
+    # -- web side ---------------------------------------------------------------------------
+
+    def record(self, ev: Event, received_at: float | None = None) -> Recorded:
+        """Dedupe, version-check and store one event (DESIGN.md invariants 1-3)."""
+        k = self.keys
+        doc = ev.product.to_json() if ev.kind == "upsert" and ev.product else b""
+        res = self._ingest(
+            keys=[
+                k.dedupe(ev.store, ev.dedupe_key),
+                k.product(ev.store, ev.product_id),
+                k.due(ev.store),
+                k.ledger(ev.store),
+                k.dlq(ev.store),
+                k.kick,
+            ],
+            args=[
+                self.dedupe_ttl,
+                ev.version,
+                "u" if ev.kind == "upsert" else "d",
+                doc,
+                f"{received_at or time.time():.6f}",
+                self.wake_grace if self.wake_from_web else 0,
+                ev.product_id,
+                ev.store,
+                self.kick_flag,
+            ],
+        )
+        return Recorded(int(res))
+
+    def ignore(self, store: str) -> None:
+        self._ignore(keys=[self.keys.ledger(store)])
+
+    # -- worker side ------------------------------------------------------------------------
+
+    def claim(self, store: str, pid: str, token: str, lease_seconds: float) -> Claim | str:
+        k = self.keys
+        res = self._claim(
+            keys=[k.product(store, pid), k.lease(store, pid), k.due(store)],
+            args=[token, int(lease_seconds * 1000), pid],
+        )
+        status = res[0].decode()
+        if status != "ok":
+            return status
+        pv, pk, pd, sv, sh, att, ff, errs, pt = res[1:]
+        return Claim(
+            token=token,
+            version=int(pv),
+            kind="upsert" if pk == b"u" else "delete",
+            doc=pd,
+            synced_version=int(sv) if sv else None,
+            synced_hash=sh.decode(),
+            attempts=int(att),
+            first_failure=float(ff) if ff else None,
+            errors=orjson.loads(errs) if errs else [],
+            received_at=float(pt) if pt else None,
+        )
+
+    def complete(
+        self,
+        store: str,
+        pid: str,
+        claim: Claim,
+        content_hash: str,
+        outcome: str,
+        auth_key: str = "",
+    ) -> bool:
+        """Record the synced state. Returns True when a newer version is already waiting."""
+        assert outcome in ("written", "skipped_unchanged")
+        k = self.keys
+        res = self._complete(
+            keys=[
+                k.product(store, pid),
+                k.lease(store, pid),
+                k.due(store),
+                k.ledger(store),
+                k.kick,
+                auth_key,
+            ],
+            args=[
+                claim.token,
+                claim.version,
+                content_hash,
+                "u" if claim.kind == "upsert" else "d",
+                outcome,
+                pid,
+                store,
+                self.kick_flag,
+            ],
+        )
+        return int(res) == 1
+
+    def release(
+        self,
+        store: str,
+        pid: str,
+        claim: Claim,
+        delay: float,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> float:
+        """Reschedule `delay` s from now; with `errors`, it counts as a failed attempt."""
+        k = self.keys
+        res = self._release(
+            keys=[k.product(store, pid), k.lease(store, pid), k.due(store)],
+            args=[
+                claim.token,
+                claim.version,
+                f"{max(0.0, delay):.6f}",
+                pid,
+                "1" if errors is not None else "0",
+                orjson.dumps(errors or []),
+            ],
+        )
+        return float(res)
+
+    def dead_letter(self, store: str, pid: str, claim: Claim, errors: list[dict[str, Any]]) -> bool:
+        """Move to the DLQ. Returns False when a newer version superseded it meanwhile."""
+        k = self.keys
+        entry = orjson.dumps(
+            {
+                "version": str(claim.version),
+                "kind": "u" if claim.kind == "upsert" else "d",
+                "doc": claim.doc.decode(),
+                "received_at": f"{claim.received_at or 0:.6f}",
+                "dead_at": time.time(),
+                "errors": errors,
+            }
+        )
+        res = self._dead(
+            keys=[k.product(store, pid), k.lease(store, pid), k.due(store), k.ledger(store),
+                  k.dlq(store)],
+            args=[claim.token, claim.version, entry, pid],
+        )
+        return int(res) == 0
+
+    # -- dispatcher / sweeper ---------------------------------------------------------------
+
+    def sweep(self, store: str, limit: int, grace: float) -> tuple[list[str], float | None]:
+        """Due keys to wake now (each handed to one sweeper only) and seconds to the next."""
+        res = self._sweep(keys=[self.keys.due(store)], args=[limit, grace])
+        nxt = float(res[0])
+        return [x.decode() for x in res[1:]], (None if nxt < 0 else nxt)
+
+    def wait_kick(self, timeout: float) -> str | None:
+        """Block until an ingest says a store has a newly due key (or `timeout` passes)."""
+        res = self.r.blpop([self.keys.kick], timeout=max(0.01, timeout))
+        if res:
+            # Drain what is queued: the sweep that follows covers every key kicked so far.
+            self.r.lpop(self.keys.kick, 1000)
+        return res[1].decode() if res else None
+
+    # -- operator side ----------------------------------------------------------------------
+
+    def ledger(self, store: str) -> dict[str, int]:
+        raw = self.r.hgetall(self.keys.ledger(store))
+        got = {key.decode(): int(v) for key, v in raw.items()}
+        return {f: got.get(f, 0) for f in LEDGER_FIELDS}
+
+    def due_count(self, store: str) -> int:
+        return int(self.r.zcard(self.keys.due(store)))
+
+    def oldest_due_age(self, store: str) -> float:
+        first = self.r.zrange(self.keys.due(store), 0, 0, withscores=True)
+        return max(0.0, time.time() - first[0][1]) if first else 0.0
+
+    def dlq_list(self, store: str) -> dict[str, dict[str, Any]]:
+        raw = self.r.hgetall(self.keys.dlq(store))
+        return {pid.decode(): orjson.loads(v) for pid, v in raw.items()}
+
+    def dlq_replay(self, store: str, pid: str) -> bool:
+        k = self.keys
+        res = self._replay(
+            keys=[k.product(store, pid), k.due(store), k.ledger(store), k.dlq(store), k.kick],
+            args=[pid, store, self.kick_flag],
+        )
+        return int(res) == 1
+
+    def dlq_purge(self, store: str, pid: str) -> bool:
+        """Forget a dead entry; the ledger keeps counting it as dead (it was not synced)."""
+        return bool(self.r.hdel(self.keys.dlq(store), pid))
+
+    def product_state(self, store: str, pid: str) -> dict[str, str]:
+        raw = self.r.hgetall(self.keys.product(store, pid))
+        return {key.decode(): v.decode(errors="replace") for key, v in raw.items() if key != b"pd"}
+
+
+def ledger_balance(ledger: dict[str, int]) -> int:
+    """received minus every outcome; 0 when nothing was lost or counted twice."""
+    return ledger["received"] - sum(ledger[f] for f in LEDGER_FIELDS if f != "received")

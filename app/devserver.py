@@ -1,0 +1,99 @@
+"""`make run`: the whole service in one terminal on embedded defaults.
+
+Starts what is missing (an embedded Redis when REDIS_URL is unset, the Personyze sandbox when
+PERSONYZE_API_KEY is unset), then the web app (gunicorn, as in the Procfile), a worker and the
+scheduler, each in its own process group, and stops them all on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app.cli import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
+from app.core import redisconn
+
+SANDBOX_KEY = "SANDBOX" + "0" * 33  # 40 characters, like a real key
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, start_new_session=True)
+
+
+def _wait_http(url: str, timeout: float = 20.0) -> bool:
+    import requests
+
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def run_dev(port: int) -> int:
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    procs: list[subprocess.Popen] = []
+    embedded = None
+    try:
+        if not env.get("REDIS_URL"):
+            embedded = redisconn.EmbeddedRedis(Path("var"))
+            env["REDIS_URL"] = embedded.url
+        if not env.get("PERSONYZE_API_KEY"):
+            sb_port = redisconn.free_port()
+            procs.append(_spawn([str(bindir / "personyze-sync"), "sandbox", "--port",
+                                 str(sb_port), "--api-key", SANDBOX_KEY], env))
+            env["PERSONYZE_API_KEY"] = SANDBOX_KEY
+            env["PERSONYZE_BASE_URL"] = f"http://127.0.0.1:{sb_port}/rest"
+            _wait_http(f"http://127.0.0.1:{sb_port}/rest/account")
+        if not (env.get("SHOPIFY_WEBHOOK_SECRET") or env.get("STORES_FILE")):
+            env["SHOPIFY_WEBHOOK_SECRET"] = DEV_SHOPIFY_SECRET
+            env.setdefault("SHOPIFY_SHOP_DOMAIN", DEV_SHOP_DOMAIN)
+        env.setdefault("LOG_LEVEL", "INFO")
+        procs.append(_spawn([str(bindir / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+                             "--bind", f"127.0.0.1:{port}", "app:create_app()"], env))
+        procs.append(_spawn([str(bindir / "celery"), "-A", "workers.celery_app:celery",
+                             "worker", "--loglevel", "INFO", "--concurrency", "2"], env))
+        procs.append(_spawn([str(bindir / "personyze-sync"), "scheduler"], env))
+        base = f"http://127.0.0.1:{port}"
+        if not _wait_http(f"{base}/healthz"):
+            print("the web app did not start; see the log above", file=sys.stderr)
+            return 1
+        print(f"""
+personyze-sync is running (Ctrl-C stops everything)
+  web        {base}   (/healthz /readyz /metrics)
+  webhooks   {base}/webhooks/shopify
+  redis      {redisconn.describe(env['REDIS_URL'])}{'  (embedded)' if embedded else ''}
+  personyze  {env['PERSONYZE_BASE_URL'] if 'PERSONYZE_BASE_URL' in env else 'https://app.personyze.com/rest'}
+
+Send a signed sample Shopify webhook from another terminal:
+  SHOPIFY_WEBHOOK_SECRET={env['SHOPIFY_WEBHOOK_SECRET'].split(',')[0] if env.get('SHOPIFY_WEBHOOK_SECRET') == DEV_SHOPIFY_SECRET else '<your secret>'} \\
+    .venv/bin/personyze-sync send-sample --url {base}
+Then see it land:
+  REDIS_URL={env['REDIS_URL']} .venv/bin/personyze-sync status
+""", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a process exited; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        if embedded:
+            embedded.stop()

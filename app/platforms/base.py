@@ -1,0 +1,65 @@
+"""What every store platform adapter provides, and the signature helpers they share."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from app.config import StoreConfig
+from app.core.model import Event
+
+
+@dataclass(slots=True, frozen=True)
+class Ignore:
+    """A verified delivery we acknowledge without acting on it (other topics, pings)."""
+
+    reason: str
+    count: bool = True  # False for deliveries that are not store events (pings)
+
+
+class Adapter(Protocol):
+    name: str
+
+    def resolve(
+        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
+    ) -> StoreConfig | None:
+        """The store a delivery claims to come from, or None (answered 401)."""
+
+    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+        """Whether the delivery is signed by one of the store's secrets."""
+
+    def parse(
+        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+    ) -> Event | Ignore:
+        """The event (raises BadPayload on a malformed body)."""
+
+
+def hmac_b64_matches(body: bytes, signature: str | None, secrets: Iterable[SecretStr]) -> bool:
+    """Shopify and WooCommerce: base64(HMAC-SHA256(secret, raw body)), constant-time compared
+    against every configured secret (rotation; Shopify admin-created webhooks have their own)."""
+    if not signature:
+        return False
+    try:
+        given = base64.b64decode(signature.strip(), validate=True)
+    except ValueError:
+        return False
+    ok = False
+    for s in secrets:
+        expected = hmac.new(s.get_secret_value().encode(), body, hashlib.sha256).digest()
+        ok |= hmac.compare_digest(expected, given)
+    return ok
+
+
+def only_store(stores: Mapping[str, StoreConfig], hint: str | None, wanted) -> StoreConfig | None:
+    """The store named by the URL, or the single store that has `wanted` configured."""
+    if hint is not None:
+        store = stores.get(hint)
+        return store if store is not None and wanted(store) else None
+    candidates = [s for s in stores.values() if wanted(s)]
+    return candidates[0] if len(candidates) == 1 else None

@@ -1,0 +1,127 @@
+"""Shopify: `X-Shopify-Hmac-Sha256` over the raw body; product topics; REST product payloads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from app.config import StoreConfig
+from app.core.model import (
+    BadPayload,
+    Event,
+    Product,
+    integer,
+    money,
+    obj,
+    parse_json,
+    parse_time,
+    product_id,
+    text,
+)
+from app.platforms.base import Ignore, hmac_b64_matches, only_store
+
+PRODUCT_TOPICS = {"products/create", "products/update", "products/delete"}
+# Mandatory for App Store apps; we keep no customer data, so verified = done.
+COMPLIANCE_TOPICS = {"customers/data_request", "customers/redact", "shop/redact"}
+
+
+class Shopify:
+    name = "shopify"
+
+    def resolve(
+        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
+    ) -> StoreConfig | None:
+        shop = (headers.get("X-Shopify-Shop-Domain") or "").strip().lower()
+        if hint is None:
+            for store in stores.values():
+                if store.shopify_shop_domain and store.shopify_shop_domain == shop:
+                    return store
+        store = only_store(stores, hint, lambda s: bool(s.shopify_webhook_secrets))
+        if store is None or (store.shopify_shop_domain and store.shopify_shop_domain != shop):
+            return None
+        return store
+
+    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+        return hmac_b64_matches(
+            body, headers.get("X-Shopify-Hmac-Sha256"), store.shopify_webhook_secrets
+        )
+
+    def parse(
+        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+    ) -> Event | Ignore:
+        topic = (headers.get("X-Shopify-Topic") or "").strip()
+        if topic not in PRODUCT_TOPICS:
+            return Ignore("compliance" if topic in COMPLIANCE_TOPICS else "topic")
+        payload = obj(parse_json(body), "body")
+        pid = product_id(payload.get("id"), numeric=True)
+        shop = (headers.get("X-Shopify-Shop-Domain") or "").strip().lower()
+        delivery = headers.get("X-Shopify-Event-Id") or headers.get("X-Shopify-Webhook-Id")
+        if not delivery:
+            delivery = hashlib.sha256(body).hexdigest()
+        dedupe = f"shopify|{shop}|{topic}|{delivery}"
+        if topic == "products/delete":
+            # The delete body is only {"id"}: its version is when Shopify triggered it.
+            trig = headers.get("X-Shopify-Triggered-At")
+            version = (
+                parse_time(trig, "X-Shopify-Triggered-At") if trig else int(now * 1_000_000)
+            )
+            return Event(store.id, self.name, topic, pid, version, "delete", dedupe)
+        version = parse_time(payload.get("updated_at"), "updated_at")
+        return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
+                     normalize(payload, pid))
+
+
+def normalize(p: dict[str, Any], pid: str) -> Product:
+    """Shopify REST product -> Product, with the price and stock rules of DESIGN.md."""
+    variants = p.get("variants")
+    if variants is None:
+        variants = []
+    if not isinstance(variants, list):
+        raise BadPayload("variants must be a list")
+    best: tuple[Decimal, Decimal | None] | None = None
+    sellable: bool | None = None
+    tracked_total: int | None = None
+    for i, v in enumerate(variants):
+        v = obj(v, f"variants[{i}]")
+        price = money(v.get("price"), f"variants[{i}].price")
+        compare = money(v.get("compare_at_price"), f"variants[{i}].compare_at_price")
+        if price is not None and (best is None or price < best[0]):
+            best = (price, compare)
+        qty = integer(v.get("inventory_quantity"), f"variants[{i}].inventory_quantity") or 0
+        tracked = bool(v.get("inventory_management"))
+        if tracked:
+            tracked_total = (tracked_total or 0) + qty
+        ok = not tracked or qty > 0 or v.get("inventory_policy") == "continue"
+        sellable = bool(sellable) or ok
+    price = sale = None
+    if best is not None:
+        sale = best[0]
+        price = best[1] if best[1] is not None and best[1] > best[0] else best[0]
+    images = p.get("images") or []
+    image = None
+    if isinstance(images, list) and images and isinstance(images[0], dict):
+        image = text(images[0].get("src"), "images[0].src")
+    elif isinstance(p.get("image"), dict):
+        image = text(p["image"].get("src"), "image.src")
+    first = variants[0] if variants else {}
+    status = p.get("status") or "active"
+    if not isinstance(status, str):
+        raise BadPayload("status must be a string")
+    return Product(
+        id=pid,
+        title=text(p.get("title"), "title"),
+        description_html=text(p.get("body_html"), "body_html"),
+        price=price,
+        sale_price=sale,
+        in_stock=sellable,
+        inventory=tracked_total,
+        image_url=image,
+        handle=text(p.get("handle"), "handle"),
+        brand=text(p.get("vendor"), "vendor"),
+        category=text(p.get("product_type"), "product_type"),
+        sku=text(first.get("sku"), "variants[0].sku"),
+        status=status,
+        raw=p,
+    )

@@ -1,0 +1,63 @@
+"""Operator endpoints behind `Authorization: Bearer $ADMIN_TOKEN`: status, DLQ, resync.
+Without ADMIN_TOKEN they are off (404), never open."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from app.core.state import ledger_balance
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def _auth() -> None:
+    token = current_app.extensions["personyze_sync"].settings.admin_token
+    if token is None:
+        abort(404)
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        abort(401)
+
+
+def _store(store: str):
+    rt = current_app.extensions["personyze_sync"]
+    if store not in rt.settings.stores:
+        abort(404, description="unknown store")
+    return rt
+
+
+@bp.get("/status")
+def status():
+    rt = current_app.extensions["personyze_sync"]
+    out = {}
+    for sid in rt.settings.stores:
+        led = rt.state.ledger(sid)
+        out[sid] = {"ledger": led, "balance": ledger_balance(led),
+                    "due": rt.state.due_count(sid), "dlq": len(rt.state.dlq_list(sid))}
+    return jsonify(out)
+
+
+@bp.get("/dlq/<store>")
+def dlq_list(store: str):
+    return jsonify(_store(store).state.dlq_list(store))
+
+
+@bp.post("/dlq/<store>/replay")
+@bp.post("/dlq/<store>/<pid>/replay")
+def dlq_replay(store: str, pid: str | None = None):
+    rt = _store(store)
+    pids = [pid] if pid else list(rt.state.dlq_list(store))
+    done = [p for p in pids if rt.state.dlq_replay(store, p)]
+    return jsonify(replayed=done)
+
+
+@bp.post("/dlq/<store>/purge")
+@bp.post("/dlq/<store>/<pid>/purge")
+def dlq_purge(store: str, pid: str | None = None):
+    rt = _store(store)
+    pids = [pid] if pid else list(rt.state.dlq_list(store))
+    done = [p for p in pids if rt.state.dlq_purge(store, p)]
+    return jsonify(purged=done)

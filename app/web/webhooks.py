@@ -1,0 +1,102 @@
+"""Webhook endpoints: verify, parse, record in one Redis round trip, answer.
+
+A delivery is answered 2xx only once its event is in Redis; if Redis cannot be written the
+answer is 503 so the platform retries (DESIGN.md invariant 1). Nothing a sender puts in a
+request produces a 500.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+import structlog
+from flask import Blueprint, Response, current_app, request
+
+from app.core.model import BadPayload
+from app.core.state import Recorded
+from app.platforms.base import Adapter, Ignore
+from app.platforms.shopify import Shopify
+from app.platforms.standard import StandardWebhooks
+from app.platforms.woocommerce import WooCommerce, is_ping
+from app.web import metrics
+
+log = structlog.get_logger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+ADAPTERS: dict[str, Adapter] = {
+    "shopify": Shopify(),
+    "woocommerce": WooCommerce(),
+    "standard": StandardWebhooks(),
+}
+RETRY_AFTER_SECONDS = "5"
+
+
+def _answer(status: int, outcome: str, platform: str, detail: str | None = None) -> Response:
+    metrics.WEBHOOKS.labels(platform, outcome).inc()
+    body = b'{"status":"' + outcome.encode() + b'"'
+    if detail:
+        # `detail` is our own wording from BadPayload, never echoed sender input.
+        body += b',"error":"' + detail.replace('"', "'").encode() + b'"'
+    resp = Response(body + b"}", status=status, mimetype="application/json")
+    if status == 503:
+        resp.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return resp
+
+
+def receive(platform: str, hint: str | None = None) -> Response:
+    """The one path every platform's delivery takes."""
+    rt = current_app.extensions["personyze_sync"]
+    adapter = ADAPTERS[platform]
+    body = request.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH -> 413
+    headers = request.headers
+    if platform == "woocommerce" and is_ping(body, headers):
+        return _answer(200, "ping", platform)
+    store = adapter.resolve(rt.settings.stores, headers, hint)
+    if store is None or not adapter.verify(store, body, headers):
+        return _answer(401, "unauthorized", platform)
+    now = time.time()
+    try:
+        result = adapter.parse(store, body, headers, now)
+    except BadPayload as e:
+        return _answer(400, "bad_request", platform, str(e))
+    try:
+        if isinstance(result, Ignore):
+            if result.count:
+                rt.state.ignore(store.id)
+            return _answer(200, "ignored", platform)
+        recorded = rt.state.record(result, now)
+    except redis.RedisError as e:
+        log.warning("redis_unavailable", platform=platform, error=type(e).__name__)
+        return _answer(503, "unavailable", platform)
+    if recorded is Recorded.ACCEPTED_WAKE and rt.settings.wake_from_web:
+        wake(rt, store.id, result.product_id)
+    return _answer(200, recorded.name.lower(), platform)
+
+
+def wake(rt, store: str, pid: str) -> None:
+    """Publish the Celery wake-up; if that fails the sweeper wakes the key after the grace."""
+    try:
+        from workers.dispatch import publish_wake
+
+        publish_wake(store, pid)
+    except Exception as e:  # noqa: BLE001 - the event is safe in Redis either way
+        log.warning("wake_publish_failed", error=type(e).__name__)
+
+
+@bp.post("/shopify")
+@bp.post("/shopify/<store>")
+def shopify(store: str | None = None) -> Response:
+    return receive("shopify", store)
+
+
+@bp.post("/woocommerce")
+@bp.post("/woocommerce/<store>")
+def woocommerce(store: str | None = None) -> Response:
+    return receive("woocommerce", store)
+
+
+@bp.post("/standard")
+@bp.post("/standard/<store>")
+def standard(store: str | None = None) -> Response:
+    return receive("standard", store)

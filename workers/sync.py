@@ -1,0 +1,128 @@
+"""Where a webhook becomes a Personyze call: one attempt at one (store, product) key.
+
+The Celery task is only a wake-up; everything here reads and writes the Redis truth through
+`State`, so running it twice, late, or on two workers at once changes nothing (DESIGN.md)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from app.config import Settings, StoreConfig
+from app.core.mapping import DELETED_HASH, map_product, row_hash
+from app.core.model import Product
+from app.core.ratelimit import AccountLimiter, backoff
+from app.core.state import Claim, State
+from app.personyze import (
+    PersonyzeAuthError,
+    PersonyzeBadRequest,
+    PersonyzeClient,
+    PersonyzeError,
+    PersonyzeUnavailable,
+)
+
+log = structlog.get_logger(__name__)
+MAX_ERRORS_KEPT = 20
+
+
+@dataclass
+class Syncer:
+    """Per-process: the settings, the state machine and one pooled client per account."""
+
+    settings: Settings
+    state: State
+    clients: dict[str, PersonyzeClient] = field(default_factory=dict)
+    limiters: dict[str, AccountLimiter] = field(default_factory=dict)
+
+    def client(self, store: StoreConfig) -> PersonyzeClient:
+        acct = store.personyze
+        if acct.id not in self.clients:
+            key = acct.api_key.get_secret_value() if acct.api_key else ""
+            self.clients[acct.id] = PersonyzeClient(key, acct.base_url)
+        return self.clients[acct.id]
+
+    def limiter(self, store: StoreConfig) -> AccountLimiter:
+        acct = store.personyze
+        if acct.id not in self.limiters:
+            self.limiters[acct.id] = AccountLimiter(self.state.r, self.state.keys, acct)
+        return self.limiters[acct.id]
+
+    def run(self, store_id: str, pid: str) -> str:
+        """One attempt; returns what happened (for logs and tests)."""
+        store = self.settings.stores.get(store_id)
+        if store is None:
+            log.warning("unknown_store", store=store_id)
+            return "unknown_store"
+        claim = self.state.claim(store_id, pid, uuid.uuid4().hex, self.settings.lease_seconds)
+        if isinstance(claim, str):
+            return claim  # busy (another worker has it) or idle (nothing pending)
+
+        row: dict[str, Any] | None = None
+        if claim.kind == "upsert":
+            product = Product.from_json(claim.doc)
+            if product.is_live:
+                row = map_product(product, store)
+        content_hash = DELETED_HASH if row is None else row_hash(row)
+        if content_hash == claim.synced_hash:
+            self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
+            return "skipped_unchanged"
+
+        limiter = self.limiter(store)
+        decision = limiter.acquire()
+        if not decision.allowed:
+            self.state.release(store_id, pid, claim, decision.wait)
+            return "paused" if decision.paused else "throttled"
+
+        client = self.client(store)
+        try:
+            if row is None:
+                client.product_delete(pid)
+            else:
+                client.product_upsert(row)
+        except PersonyzeError as e:
+            return self._failed(store, pid, claim, limiter, e)
+        self.state.complete(store_id, pid, claim, content_hash, "written", limiter.auth_key)
+        if claim.received_at:
+            log.debug("written", store=store_id, product=pid,
+                      latency_ms=round((time.time() - claim.received_at) * 1000, 1))
+        return "written"
+
+    def _failed(
+        self, store: StoreConfig, pid: str, claim: Claim, limiter: AccountLimiter, e: PersonyzeError
+    ) -> str:
+        s = self.settings
+        errors = (claim.errors + [{"at": time.time(), "error": f"{type(e).__name__}: {e}"}])[
+            -MAX_ERRORS_KEPT:
+        ]
+        if isinstance(e, PersonyzeUnavailable):
+            # The account's condition, not this product's: pause everyone, keep the budget.
+            wait = e.retry_after
+            if wait is None:
+                wait = backoff(claim.attempts + 1, s.backoff_base_seconds, s.backoff_max_seconds)
+            paused = limiter.pause(max(wait, 0.001))
+            self.state.release(store.id, pid, claim, paused)
+            return "paused"
+        if isinstance(e, PersonyzeAuthError):
+            paused, first = limiter.auth_failed(s.auth_pause_seconds)
+            if first:
+                from app.observability import report
+
+                report("Personyze rejected the API key (401)", store=store.id,
+                       account=store.personyze.id, paused_seconds=paused)
+            log.error("personyze_auth_failed", store=store.id, paused_seconds=paused)
+            self.state.release(store.id, pid, claim, paused)
+            return "auth_failed"
+        age = time.time() - (claim.first_failure or time.time())
+        permanent = isinstance(e, PersonyzeBadRequest)
+        if permanent or claim.attempts + 1 >= s.max_attempts or age >= s.max_retry_age_seconds:
+            if self.state.dead_letter(store.id, pid, claim, errors):
+                log.error("dead_lettered", store=store.id, product=pid, error=type(e).__name__)
+                return "dead"
+            return "superseded"
+        delay = backoff(claim.attempts + 1, s.backoff_base_seconds, s.backoff_max_seconds)
+        self.state.release(store.id, pid, claim, delay, errors)
+        return "retry"
