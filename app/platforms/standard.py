@@ -78,10 +78,11 @@ class StandardWebhooks:
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
         payload = obj(parse_json(body), "body")
-        kind = TYPES.get(payload.get("type"))  # type: ignore[arg-type]
+        type_ = payload.get("type")
+        if not isinstance(type_, str):
+            raise BadPayload("type must be a string")
+        kind = TYPES.get(type_)
         if kind is None:
-            if not isinstance(payload.get("type"), str):
-                raise BadPayload("type must be a string")
             return Ignore("topic")
         data = obj(payload.get("data"), "data")
         pid = product_id(data.get("id"), "data.id")

@@ -1,0 +1,88 @@
+"""Typed Personyze errors.
+
+Workers pick a retry policy by exception class (DESIGN.md invariants 6 and 7), so every
+failure of a Personyze call is raised as exactly one of these. Messages carry the status
+and the plain-text body (Personyze errors are text, not JSON) but never credentials.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from email.utils import parsedate_to_datetime
+
+BODY_LIMIT = 500
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+class PersonyzeError(Exception):
+    """Base of every Personyze failure; `status` is None when no HTTP answer was read."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = (body or "")[:BODY_LIMIT]
+
+
+class PersonyzeBadRequest(PersonyzeError):
+    """400: Personyze rejected the input; permanent, retrying the same call cannot help."""
+
+
+class PersonyzeAuthError(PersonyzeError):
+    """401: wrong, revoked or missing key; the account must pause until a human fixes it."""
+
+
+class PersonyzeServerError(PersonyzeError):
+    """500, other 5xx (not 503) and any unexpected status: retry with backoff."""
+
+
+class PersonyzeUnavailable(PersonyzeError):
+    """503: Personyze asks us to stand by; `retry_after` is its wait in seconds, if given."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 503,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class PersonyzeTransportError(PersonyzeError):
+    """No usable HTTP answer (timeout, reset, truncated body).
+
+    `maybe_delivered` tells the caller whether the write may have happened anyway: False
+    only when the request certainly never reached the server (connect failure/timeout).
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool) -> None:
+        super().__init__(message, status=None, body="")
+        self.maybe_delivered = maybe_delivered
+
+
+def parse_retry_after(
+    header: str | None, body: str | None, now: float | None = None
+) -> float | None:
+    """Seconds to wait from a 503: `Retry-After` (seconds or HTTP date), else the first
+    number in the body (Personyze documents "stand by a number of seconds"), else None."""
+    if header:
+        value = header.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            current = time.time() if now is None else now
+            return max(0.0, when.timestamp() - current)
+    if body:
+        match = _NUMBER.search(body)
+        if match:
+            return float(match.group())
+    return None

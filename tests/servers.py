@@ -1,0 +1,60 @@
+"""Real servers for tests and benchmarks: gunicorn as the Procfile runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from app.core.redisconn import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings) -> dict[str, str]:
+    """The environment that reproduces a Settings object in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "PERSONYZE_"))}
+    for name, value in settings.model_dump().items():
+        if value is None or name in ("stores",):
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    return env
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], app: str = "app:create_app()",
+                 workers: int = 2, threads: int = 4) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(env, WEB_CONCURRENCY=str(workers), WEB_THREADS=str(threads))
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{self.port}", app],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        end = time.time() + 20
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                requests.get(self.url + "/healthz", timeout=0.5)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
