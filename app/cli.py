@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -115,10 +116,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     d = Dispatcher(celery.runtime, celery)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         d.run()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

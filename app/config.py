@@ -167,6 +167,7 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     auth_pause_seconds: float = Field(default=300.0, gt=0)
+    product_cooldown_seconds: float = Field(default=1.0, ge=0)
     sweep_batch: int = Field(default=200, gt=0)
     wake_from_web: bool = False
 

@@ -66,15 +66,17 @@ def run_dev(port: int) -> int:
         if not _wait_http(f"{base}/healthz"):
             print("the web app did not start; see the log above", file=sys.stderr)
             return 1
+        secret = env.get("SHOPIFY_WEBHOOK_SECRET", "")
+        shown = secret if secret == DEV_SHOPIFY_SECRET else "<your secret>"
         print(f"""
 personyze-sync is running (Ctrl-C stops everything)
   web        {base}   (/healthz /readyz /metrics)
   webhooks   {base}/webhooks/shopify
   redis      {redisconn.describe(env['REDIS_URL'])}{'  (embedded)' if embedded else ''}
-  personyze  {env['PERSONYZE_BASE_URL'] if 'PERSONYZE_BASE_URL' in env else 'https://app.personyze.com/rest'}
+  personyze  {env.get('PERSONYZE_BASE_URL', 'https://app.personyze.com/rest')}
 
 Send a signed sample Shopify webhook from another terminal:
-  SHOPIFY_WEBHOOK_SECRET={env['SHOPIFY_WEBHOOK_SECRET'].split(',')[0] if env.get('SHOPIFY_WEBHOOK_SECRET') == DEV_SHOPIFY_SECRET else '<your secret>'} \\
+  SHOPIFY_WEBHOOK_SECRET={shown} \\
     .venv/bin/personyze-sync send-sample --url {base}
 Then see it land:
   REDIS_URL={env['REDIS_URL']} .venv/bin/personyze-sync status

@@ -53,5 +53,6 @@ def build(settings: Settings | None = None) -> Runtime:
         dedupe_ttl=settings.dedupe_ttl_seconds,
         wake_grace=settings.wake_grace_seconds,
         wake_from_web=settings.wake_from_web,
+        cooldown=settings.product_cooldown_seconds,
     )
     return Runtime(settings=settings, url=url, redis=r, state=state)

@@ -70,6 +70,7 @@ def make_settings(redis_url: str, prefix: str):
             "backoff_max_seconds": 0.5,
             "wake_grace_seconds": 2.0,
             "lease_seconds": 5.0,
+            "product_cooldown_seconds": 0.0,
         }
         env.update(overrides)
         return load_settings(**env)
@@ -85,3 +86,85 @@ def settings(make_settings) -> Settings:
 @pytest.fixture
 def r(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
+
+
+# -- the sync side: sandbox, runtime, real Celery workers, the dispatcher --------------------
+
+@pytest.fixture
+def sandbox():
+    from sandbox import Sandbox
+
+    sb = Sandbox(api_key=SANDBOX_KEY, port=0).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def sync_settings(make_settings, sandbox):
+    """Settings pointed at the sandbox; tests override with make_settings when needed."""
+    return make_settings(personyze_base_url=sandbox.url)
+
+
+@pytest.fixture
+def rt(sync_settings):
+    from app import runtime
+
+    return runtime.build(sync_settings)
+
+
+@pytest.fixture
+def celery_app(rt):
+    from workers.celery_app import make_celery
+
+    return make_celery(rt)
+
+
+@pytest.fixture
+def worker(celery_app):
+    """A real Celery worker (threads pool) consuming this test's own queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(celery_app, pool="threads", concurrency=4, perform_ping_check=False,
+                      shutdown_timeout=15, loglevel="WARNING") as w:
+        yield w
+
+
+@pytest.fixture
+def dispatcher(rt, celery_app):
+    import threading
+
+    from workers.dispatch import Dispatcher
+
+    d = Dispatcher(rt, celery_app)
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    yield d
+    d.stop()
+    t.join(5)
+
+
+@pytest.fixture
+def dispatcher_factory():
+    """Start a dispatcher (the scheduler process's loop) for a given runtime, in a thread."""
+    import threading
+
+    from workers.celery_app import make_celery
+    from workers.dispatch import Dispatcher
+
+    stops = []
+
+    def start(rt):
+        d = Dispatcher(rt, make_celery(rt))
+        t = threading.Thread(target=d.run, daemon=True)
+        t.start()
+
+        def stop():
+            d.stop()
+            t.join(5)
+
+        stops.append(stop)
+        return stop
+
+    yield start
+    for s in stops:
+        s()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -58,3 +59,46 @@ class Gunicorn:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class CeleryWorkers:
+    """`celery worker` as the Procfile runs it, in its own process group (so a test can
+    SIGKILL the whole pool at once)."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 4) -> None:
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "workers.celery_app:celery",
+             "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def eventually(check, timeout: float = 20.0, interval: float = 0.05):
+    """Poll until `check()` is truthy; return its value (fails the test on timeout)."""
+    end = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > end:
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        time.sleep(interval)

@@ -9,7 +9,7 @@ import pytest
 from app import create_app
 from app.core.model import Product
 from app.core.state import ledger_balance
-from tests.conftest import STANDARD_SECRET, WOO_SECRET
+from tests.conftest import STANDARD_SECRET
 from tests.support import standard_body, standard_request, woo_product, woo_request
 
 
@@ -58,7 +58,8 @@ def test_woo_update_is_normalized(client, state):
 def test_woo_signature_checks(client, state):
     assert woo(client, woo_product(), secret="wrong").status_code == 401
     body, headers = woo_request(woo_product())
-    assert client.post("/webhooks/woocommerce", data=body + b" ", headers=headers).status_code == 401
+    resp = client.post("/webhooks/woocommerce", data=body + b" ", headers=headers)
+    assert resp.status_code == 401
     del headers["X-WC-Webhook-Signature"]
     assert client.post("/webhooks/woocommerce", data=body, headers=headers).status_code == 401
     assert woo(client, woo_product(), source="https://evil.example.com/").status_code == 401

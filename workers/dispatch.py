@@ -19,6 +19,7 @@ from workers.celery_app import SYNC_TASK
 
 log = structlog.get_logger(__name__)
 MAX_IDLE_SECONDS = 1.0
+SHORT_WAIT_SECONDS = 0.25
 
 
 class Dispatcher:
@@ -61,8 +62,13 @@ class Dispatcher:
         while not self.stop_event.is_set():
             try:
                 idle = self.tick()
-                if idle > 0:
+                if idle >= SHORT_WAIT_SECONDS:
                     self.rt.state.wait_kick(min(idle, MAX_IDLE_SECONDS))
+                elif idle > 0:
+                    # Redis times out blocked clients only as often as its event loop wakes
+                    # (hz 10: every 100 ms), far too coarse for pacing tokens; sleep here.
+                    self.stop_event.wait(idle)
+                    self.rt.state.drain_kicks()
             except redis.RedisError as e:
                 log.warning("dispatcher_redis_error", error=type(e).__name__)
                 self.stop_event.wait(1.0)

@@ -12,7 +12,7 @@ def register(app: Celery) -> None:
 
     syncer: dict[str, Syncer] = {}
 
-    @app.task(name=SYNC_TASK, base=BoundTask, acks_late=True, ignore_result=True)
+    @app.task(name=SYNC_TASK, base=BoundTask, acks_late=True, ignore_result=True, shared=False)
     def sync_product(store: str, product_id: str) -> str:
         if "s" not in syncer:  # one per worker process (after fork: its own connections)
             rt = app.runtime  # type: ignore[attr-defined]

@@ -115,4 +115,5 @@ def map_product(p: Product, store: StoreConfig) -> dict[str, Any]:
 
 def row_hash(row: dict[str, Any]) -> str:
     """Content hash of what Personyze would hold; equal hash = nothing to send (invariant 4)."""
-    return hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()

@@ -8,6 +8,7 @@ Per store, keys share the hash tag `{store}`:
     P:<id>      hash: pv/pk/pd/pt pending version, kind, doc, received-at; sv/sh/sk synced
                 version, hash, kind (kept after a delete as the tombstone); dv dead version;
                 att/ff/errs attempts, first failure time, error history
+                cool: until when a fresh write holds back the next one (burst coalescing)
     lease:<id>  the short claim a worker holds while it works on the product
     due         sorted set: product id -> when it may next be attempted
     ledger      hash of counters (DESIGN.md invariant 8)
@@ -90,6 +91,9 @@ class Keys:
     def due(self, store: str) -> str:
         return f"{self._s(store)}:due"
 
+    def drain_kicks(self) -> None:
+        self.r.lpop(self.keys.kick, 1000)
+
     def ledger(self, store: str) -> str:
         return f"{self._s(store)}:ledger"
 
@@ -115,8 +119,10 @@ class State:
         dedupe_ttl: int = 48 * 3600,
         wake_grace: float = 10.0,
         wake_from_web: bool = False,
+        cooldown: float = 0.0,
     ) -> None:
         self.r = r
+        self.cooldown = cooldown
         self.keys = Keys(prefix)
         self.dedupe_ttl = dedupe_ttl
         self.wake_grace = wake_grace
@@ -222,6 +228,7 @@ class State:
                 pid,
                 store,
                 self.kick_flag,
+                f"{self.cooldown:.6f}",
             ],
         )
         return int(res) == 1
@@ -286,6 +293,9 @@ class State:
         return res[1].decode() if res else None
 
     # -- operator side ----------------------------------------------------------------------
+
+    def drain_kicks(self) -> None:
+        self.r.lpop(self.keys.kick, 1000)
 
     def ledger(self, store: str) -> dict[str, int]:
         raw = self.r.hgetall(self.keys.ledger(store))

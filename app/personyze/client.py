@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from .errors import (
@@ -36,6 +38,43 @@ DEFAULT_BASE_URL = "https://app.personyze.com/rest"
 _REDACTED = "***"
 BODY_REASON = 300
 """Max characters of a transport exception's text kept in an error message."""
+
+
+# urllib3 percent-encodes "|" in every request path (it is not an RFC 3986 path character),
+# which would turn Personyze's OR separator into a character of the value. The path
+# builder never leaves "(" raw (values are fully encoded, names are validated), so the
+# client writes "(" as a stand-in and the connection restores "|" in the request line.
+# "<" and ">" are left to urllib3 (%3C/%3E), as the vendor's own n8n node sends them.
+_PIPE_MARK = "("
+
+
+class _PipeMixin:
+    def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
+        super().putrequest(method, url.replace(_PIPE_MARK, "|"), *args, **kwargs)  # type: ignore[misc]
+
+
+class _PipeHTTPConnection(_PipeMixin, HTTPConnection):
+    pass
+
+
+class _PipeHTTPSConnection(_PipeMixin, HTTPSConnection):
+    pass
+
+
+class _PipeHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PipeHTTPConnection
+
+
+class _PipeHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PipeHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """HTTPAdapter whose pools send Personyze's raw "|" separator (see _PIPE_MARK)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PipeHTTPPool, "https": _PipeHTTPSPool}
 
 
 def _is_loopback(host: str) -> bool:
@@ -96,7 +135,7 @@ class PersonyzeClient:
         self.timeout = timeout
         self._key = api_key
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.auth = ("api", api_key)
@@ -121,8 +160,11 @@ class PersonyzeClient:
         return text.replace(self._key, _REDACTED) if self._key in text else text
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
-        """Send one request to `{base_url}/{path}` and return the parsed answer."""
-        url = f"{self.base_url}/{path.lstrip('/')}"
+        """Send one request to `{base_url}/{path}` and return the parsed answer.
+
+        `path` must come from `build_path` (raw "(" is reserved, see _PIPE_MARK).
+        """
+        url = f"{self.base_url}/{path.lstrip('/').replace('|', _PIPE_MARK)}"
         what = f"Personyze {method} /{path.lstrip('/')}"
         data = None
         headers = None

@@ -88,7 +88,9 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
     sale_price = sale if sale is not None and p.get("on_sale") else (current or price)
     stock_status = p.get("stock_status")
     in_stock = None if stock_status is None else stock_status in ("instock", "onbackorder")
-    inventory = integer(p.get("stock_quantity"), "stock_quantity") if p.get("manage_stock") else None
+    inventory = None
+    if p.get("manage_stock"):
+        inventory = integer(p.get("stock_quantity"), "stock_quantity")
     images = p.get("images") or []
     image = None
     if isinstance(images, list) and images and isinstance(images[0], dict):

@@ -3,6 +3,8 @@
 -- ARGV: 1 dedupe ttl s, 2 version (int us), 3 kind u|d, 4 doc, 5 received_at,
 --       6 wake delay s (0: the dispatcher wakes it; >0: the caller publishes and the sweeper
 --       only steps in after this grace), 7 product id, 8 store id, 9 kick? 1|0
+-- A product written less than the cooldown ago is due when the cooldown ends, so a burst of
+-- updates becomes one write now and one write of the newest state after it.
 -- Returns: 0 duplicate, 1 stale, 2 accepted and a wake-up is needed, 3 accepted, already due
 local ledger = KEYS[4]
 redis.call('HINCRBY', ledger, 'received', 1)
@@ -11,7 +13,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
   return 0
 end
 local version = tonumber(ARGV[2])
-local cur = redis.call('HMGET', KEYS[2], 'pv', 'sv', 'dv')
+local cur = redis.call('HMGET', KEYS[2], 'pv', 'sv', 'dv', 'cool')
 local pv, sv, dv = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
 if (pv and version <= pv) or (sv and version <= sv) or (dv and version <= dv) then
   redis.call('HINCRBY', ledger, 'stale', 1)
@@ -33,7 +35,12 @@ redis.call('HSET', KEYS[2], 'pv', ARGV[2], 'pk', ARGV[3], 'pd', ARGV[4], 'pt', A
 redis.call('HDEL', KEYS[2], 'ff', 'errs')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-if redis.call('ZADD', KEYS[3], 'NX', now + tonumber(ARGV[6]), ARGV[7]) == 1 then
+local at = now + tonumber(ARGV[6])
+local cool = tonumber(cur[4])
+if cool and cool > at then
+  at = cool
+end
+if redis.call('ZADD', KEYS[3], 'NX', at, ARGV[7]) == 1 then
   if ARGV[9] == '1' then
     redis.call('RPUSH', KEYS[6], ARGV[8])
     redis.call('LTRIM', KEYS[6], -1000, -1)

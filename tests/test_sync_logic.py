@@ -1,0 +1,264 @@
+"""One sync attempt at a time (workers.sync.Syncer) against real Redis and the sandbox over
+HTTP: the state transitions, the mapping on the wire, failures, dead letters, pauses."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app import create_app
+from app.core.state import ledger_balance
+from tests.conftest import STANDARD_SECRET
+from tests.support import shopify_product, shopify_request, standard_body, standard_request
+from workers.sync import Syncer
+
+PID = "632910392"
+
+
+@pytest.fixture
+def web(sync_settings):
+    return create_app(sync_settings).test_client()
+
+
+@pytest.fixture
+def syncer(rt):
+    return Syncer(rt.settings, rt.state)
+
+
+def send(web, payload, **kw):
+    body, headers = shopify_request(payload, **kw)
+    resp = web.post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status_code == 200, resp.json
+    return resp.json["status"]
+
+
+def writes(sandbox):
+    return [e for e in sandbox.request_log if e.method in ("POST", "DELETE")]
+
+
+def balanced(rt):
+    led = rt.state.ledger("default")
+    assert ledger_balance(led) == 0, led
+    return led
+
+
+def test_update_becomes_the_mapped_row(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    assert syncer.run("default", PID) == "written"
+    [row] = sandbox.rows("products")
+    assert row["internal_id"] == PID
+    assert row["title"] == "IPod Nano"
+    assert row["description"] == "It's small & big."
+    assert (row["price"], row["sale_price"]) == ("199.00", "199.00")
+    assert row["is_in_stock"] == "yes" and int(row["inventory"]) == 10
+    assert row["image_big_url"] == "https://cdn.example.com/ipod.png"
+    assert row["guide_url"] == "https://test-shop.myshopify.com/products/ipod-nano"
+    assert (row["brand"], row["category"], row["sku"]) == ("Apple", "Cult Products", "IPOD-PINK")
+    led = balanced(rt)
+    assert led["written"] == 1 and led["pending"] == 0
+    assert rt.state.due_count("default") == 0
+
+
+def test_sale_price_from_compare_at(web, syncer, sandbox):
+    p = shopify_product(at=1)
+    p["variants"][0]["compare_at_price"] = "249.00"
+    send(web, p)
+    syncer.run("default", PID)
+    [row] = sandbox.rows("products")
+    assert (row["price"], row["sale_price"]) == ("249.00", "199.00")
+
+
+def test_sale_ends_with_an_explicit_price(web, syncer, sandbox):
+    p = shopify_product(at=1)
+    p["variants"][0]["compare_at_price"] = "249.00"
+    send(web, p)
+    syncer.run("default", PID)
+    send(web, shopify_product(at=2))  # compare_at gone
+    syncer.run("default", PID)
+    [row] = sandbox.rows("products")
+    assert (row["price"], row["sale_price"]) == ("199.00", "199.00")
+
+
+def test_out_of_stock_and_untracked(web, syncer, sandbox):
+    p = shopify_product(at=1)
+    for v in p["variants"]:
+        v["inventory_quantity"] = 0
+    send(web, p)
+    syncer.run("default", PID)
+    assert sandbox.rows("products")[0]["is_in_stock"] == "no"
+    p = shopify_product(at=2)
+    p["variants"][0]["inventory_management"] = None
+    p["variants"][0]["inventory_quantity"] = 0
+    send(web, p)
+    syncer.run("default", PID)
+    assert sandbox.rows("products")[0]["is_in_stock"] == "yes"
+
+
+def test_unchanged_content_is_not_written(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    syncer.run("default", PID)
+    send(web, shopify_product(at=2))  # newer updated_at, same mapped fields (an order, say)
+    assert syncer.run("default", PID) == "skipped_unchanged"
+    assert len(writes(sandbox)) == 1
+    led = balanced(rt)
+    assert led["skipped_unchanged"] == 1
+
+
+def test_draft_product_is_deleted_and_tombstoned(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    syncer.run("default", PID)
+    send(web, shopify_product(at=2, status="draft"))
+    assert syncer.run("default", PID) == "written"
+    assert sandbox.rows("products") == []
+    send(web, shopify_product(at=1.5))
+    assert rt.state.ledger("default")["stale"] == 1
+
+
+def test_delete_then_late_update_never_resurrects(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    syncer.run("default", PID)
+    from tests.support import ts
+
+    send(web, {"id": int(PID)}, topic="products/delete", triggered_at=ts(5))
+    syncer.run("default", PID)
+    assert sandbox.rows("products") == []
+    assert send(web, shopify_product(at=3)) == "stale"  # a retry of an older update
+    assert syncer.run("default", PID) == "idle"
+    assert sandbox.rows("products") == []
+    balanced(rt)
+
+
+def test_newer_version_arriving_during_the_call_is_written_next(web, rt, sandbox):
+    """Complete only clears pending if no newer version came in while the call was out."""
+    send(web, shopify_product(at=1, title="v1"))
+    claim = rt.state.claim("default", PID, "tok", 5)
+    send(web, shopify_product(at=2, title="v2"))
+    woken = rt.state.complete("default", PID, claim, "h1", "written")
+    assert woken is True
+    assert rt.state.product_state("default", PID)["pk"] == "u"
+    s = Syncer(rt.settings, rt.state)
+    assert s.run("default", PID) == "written"
+    assert sandbox.rows("products")[0]["title"] == "v2"
+    led = balanced(rt)
+    assert led["coalesced"] == 1 and led["written"] == 1
+
+
+def test_second_worker_cannot_claim_a_leased_key(web, rt):
+    send(web, shopify_product(at=1))
+    assert not isinstance(rt.state.claim("default", PID, "a", 5), str)
+    assert rt.state.claim("default", PID, "b", 5) == "busy"
+
+
+def test_400_is_permanent_dead_letter_at_once(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    sandbox.faults.update(error_400_rate=1.0)
+    assert syncer.run("default", PID) == "dead"
+    dead = rt.state.dlq_list("default")
+    assert "PersonyzeBadRequest" in dead[PID]["errors"][0]["error"]
+    assert len([e for e in sandbox.request_log if e.method == "POST"]) == 1  # no retry
+    led = balanced(rt)
+    assert led["dead"] == 1 and led["pending"] == 0
+
+
+def test_500s_retry_with_backoff_then_dead_letter(make_settings, sandbox, web):
+    from app import runtime
+
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, max_attempts=3))
+    s = Syncer(rt.settings, rt.state)
+    send(web, shopify_product(at=1))
+    sandbox.faults.update(error_500_rate=1.0)
+    assert s.run("default", PID) == "retry"
+    assert rt.state.product_state("default", PID)["att"] == "1"
+    # due again after a jittered backoff (<= 0.1 s with base 0.05)
+    assert s.run("default", PID) in ("retry", "busy")
+    _run_when_due(rt, s)
+    dead = rt.state.dlq_list("default")
+    assert list(dead) == [PID]
+    assert len(dead[PID]["errors"]) == 3
+    assert "PersonyzeServerError" in dead[PID]["errors"][-1]["error"]
+    led = rt.state.ledger("default")
+    assert led["dead"] == 1 and led["pending"] == 0 and ledger_balance(led) == 0
+    # replay after Personyze recovers
+    sandbox.faults.update(error_500_rate=0.0)
+    assert rt.state.dlq_replay("default", PID)
+    assert s.run("default", PID) == "written"
+    led = rt.state.ledger("default")
+    assert led["dead"] == 0 and led["written"] == 1 and ledger_balance(led) == 0
+
+
+def _run_when_due(rt, s, store="default", pid=PID, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end and pid not in rt.state.dlq_list(store):
+        score = rt.redis.zscore(rt.state.keys.due(store), pid)
+        if score is None:
+            return
+        time.sleep(max(0.0, min(0.2, score - time.time())))
+        s.run(store, pid)
+
+
+def test_newer_webhook_supersedes_a_dead_entry(make_settings, sandbox, web):
+    from app import runtime
+
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, max_attempts=1))
+    s = Syncer(rt.settings, rt.state)
+    send(web, shopify_product(at=1))
+    sandbox.faults.update(error_500_rate=1.0)
+    assert s.run("default", PID) == "dead"
+    sandbox.faults.update(error_500_rate=0.0)
+    assert send(web, shopify_product(at=0.5)) == "stale"  # older than the dead version
+    assert send(web, shopify_product(at=2, title="fixed")) == "accepted_wake"
+    assert rt.state.dlq_list("default") == {}
+    assert s.run("default", PID) == "written"
+    assert sandbox.rows("products")[0]["title"] == "fixed"
+    led = rt.state.ledger("default")
+    assert led["dead"] == 0 and led["coalesced"] == 1 and ledger_balance(led) == 0
+
+
+def test_503_pauses_the_account_for_retry_after(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    sandbox.faults.update(force_503_for=2)
+    assert syncer.run("default", PID) == "paused"
+    limiter = syncer.limiter(rt.settings.stores["default"])
+    assert 1.0 < limiter.paused_for() <= 2.0
+    calls = len(sandbox.request_log)
+    assert syncer.run("default", PID) in ("paused", "busy")
+    assert len(sandbox.request_log) == calls  # nobody called during the pause
+    assert rt.state.product_state("default", PID)["att"] == "0"  # not the product's fault
+
+
+def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, web):
+    from app import runtime
+
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
+                                     personyze_api_key="WRONG" + "0" * 35))
+    s = Syncer(rt.settings, rt.state)
+    send(web, shopify_product(at=1))
+    assert s.run("default", PID) == "auth_failed"
+    lim = s.limiter(rt.settings.stores["default"])
+    assert lim.paused_for() > 200
+    assert rt.state.product_state("default", PID)["pk"] == "u"  # still pending
+    _, first = lim.auth_failed(1)
+    assert first is False  # already reported once
+    led = rt.state.ledger("default")
+    assert led["pending"] == 1 and ledger_balance(led) == 0
+
+
+def test_standard_webhook_row(sync_settings, syncer, sandbox):
+    web = create_app(sync_settings).test_client()
+    body, headers = standard_request(
+        standard_body("SKU/1 & 2|%+", price="10", sale_price="8", url="https://s.example/p",
+                      image_url="https://s.example/i.png", brand="B", category="C", sku="S"),
+        STANDARD_SECRET)
+    assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
+    assert syncer.run("default", "SKU/1 & 2|%+") == "written"
+    [row] = sandbox.rows("products")
+    assert row["internal_id"] == "SKU/1 & 2|%+"
+    assert (row["price"], row["sale_price"], row["is_in_stock"]) == ("10", "8", "yes")
+    assert row["guide_url"] == "https://s.example/p"
+    # and it deletes by the same awkward id
+    body, headers = standard_request(standard_body("SKU/1 & 2|%+", at=5, type_="product.deleted"),
+                                     STANDARD_SECRET)
+    web.post("/webhooks/standard", data=body, headers=headers)
+    assert syncer.run("default", "SKU/1 & 2|%+") == "written"
+    assert sandbox.rows("products") == []
