@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from functools import lru_cache
@@ -59,10 +60,9 @@ class EmbeddedRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        try:
+        # the server closes the connection as it exits
+        with contextlib.suppress(redis.RedisError):
             self._server.shutdown(nosave=True)
-        except redis.RedisError:  # the server closes the connection as it exits
-            pass
 
 
 def describe(url: str) -> str:
