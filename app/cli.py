@@ -122,9 +122,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from sandbox.server import main as sandbox_main
+    from sandbox.server import run
 
-    return sandbox_main(args.rest) or 0
+    return run(args)
 
 
 def sample_product(product_id: int = 632910392, price: str = "199.00") -> dict[str, Any]:
@@ -192,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     d.set_defaults(func=cmd_dev)
 
-    s = sub.add_parser("sandbox", help="run the local Personyze emulator", add_help=False)
-    s.add_argument("rest", nargs=argparse.REMAINDER)
+    from sandbox.server import add_arguments as sandbox_arguments
+
+    s = sub.add_parser("sandbox", help="run the local Personyze emulator (fault injection)")
+    sandbox_arguments(s)
     s.set_defaults(func=cmd_sandbox)
 
     s = sub.add_parser("send-sample", help="send a signed sample Shopify product webhook")

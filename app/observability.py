@@ -36,7 +36,6 @@ def init_sentry(settings: Settings, component: str) -> bool:
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.sentry_environment,
-        send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
         before_send=before_send,
