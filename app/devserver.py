@@ -16,6 +16,7 @@ from pathlib import Path
 from app.cli import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
 from app.core import redisconn
 
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 SANDBOX_KEY = "SANDBOX" + "0" * 33  # 40 characters, like a real key
 
 
@@ -37,7 +38,15 @@ def _wait_http(url: str, timeout: float = 20.0) -> bool:
     return False
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(port: int) -> int:
+    # Ctrl-C and a plain `kill` both stop everything (a shell's background job would
+    # otherwise start us with SIGINT ignored).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     bindir = Path(sys.executable).parent
     procs: list[subprocess.Popen] = []
@@ -57,7 +66,7 @@ def run_dev(port: int) -> int:
             env["SHOPIFY_WEBHOOK_SECRET"] = DEV_SHOPIFY_SECRET
             env.setdefault("SHOPIFY_SHOP_DOMAIN", DEV_SHOP_DOMAIN)
         env.setdefault("LOG_LEVEL", "INFO")
-        procs.append(_spawn([str(bindir / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+        procs.append(_spawn([str(bindir / "gunicorn"), "-c", str(GUNICORN_CONF),
                              "--bind", f"127.0.0.1:{port}", "app:create_app()"], env))
         procs.append(_spawn([str(bindir / "celery"), "-A", "workers.celery_app:celery",
                              "worker", "--loglevel", "INFO", "--concurrency", "2"], env))
