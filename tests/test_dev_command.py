@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from app.core.redisconn import free_port
-from tests.servers import ROOT, eventually
+from tests.servers import eventually
 
 CLI = str(Path(sys.executable).parent / "personyze-sync")
 
@@ -49,7 +49,7 @@ def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("REDIS_URL", "PERSONYZE_", "SHOPIFY_", "STORES_FILE"))}
-    log = open(tmp_path / "dev.log", "w+")
+    log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115 - the child writes to it until the end
     proc = subprocess.Popen([CLI, "dev", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
