@@ -1,0 +1,85 @@
+"""The scheduler's dispatcher/sweeper and the Celery configuration."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from app import create_app, runtime
+from tests.support import shopify_product, shopify_request
+from workers.celery_app import make_celery
+from workers.dispatch import Dispatcher
+
+
+def test_two_schedulers_wake_each_key_once(make_settings, r):
+    settings = make_settings(wake_grace_seconds=30, personyze_rate_limit=10_000)
+    rt = runtime.build(settings)
+    web = create_app(settings).test_client()
+    for pid in range(1, 201):
+        body, headers = shopify_request(shopify_product(pid=pid))
+        web.post("/webhooks/shopify", data=body, headers=headers)
+    celery = make_celery(rt)
+    a, b = Dispatcher(rt, celery), Dispatcher(rt, celery)
+    barrier = threading.Barrier(2)
+
+    def spin(d):
+        barrier.wait()
+        end = time.time() + 3
+        while time.time() < end and a.woken + b.woken < 200:
+            d.tick()
+        for _ in range(5):  # and a few more: nothing may be handed out twice
+            d.tick()
+
+    threads = [threading.Thread(target=spin, args=(d,)) for d in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert a.woken + b.woken == 200
+    assert a.woken > 0 and b.woken > 0
+    assert r.llen(settings.sync_queue) == 200  # one Celery message per key
+
+
+def test_dispatcher_wakes_only_what_the_rate_limit_admits(make_settings, r):
+    settings = make_settings(personyze_rate_limit=2)
+    rt = runtime.build(settings)
+    web = create_app(settings).test_client()
+    for pid in range(1, 51):
+        body, headers = shopify_request(shopify_product(pid=pid))
+        web.post("/webhooks/shopify", data=body, headers=headers)
+    d = Dispatcher(rt, make_celery(rt))
+    d.tick()
+    assert 1 <= d.woken <= 2
+    assert rt.state.due_count("default") == 50  # everything is still due, nothing lost
+
+
+def test_lost_wake_up_is_woken_again_after_the_grace(make_settings, r):
+    settings = make_settings(wake_grace_seconds=0.2)
+    rt = runtime.build(settings)
+    web = create_app(settings).test_client()
+    body, headers = shopify_request(shopify_product(pid=1))
+    web.post("/webhooks/shopify", data=body, headers=headers)
+    d = Dispatcher(rt, make_celery(rt))
+    d.tick()
+    r.delete(settings.sync_queue)  # the message is lost
+    time.sleep(0.25)
+    d.tick()
+    assert d.woken == 2 and r.llen(settings.sync_queue) == 1
+
+
+def test_celery_is_configured_for_loss_tolerance(make_settings):
+    app = make_celery(runtime.build(make_settings()))
+    c = app.conf
+    assert c.task_acks_late and c.task_reject_on_worker_lost
+    assert c.worker_prefetch_multiplier == 1
+    assert c.accept_content == ["json"] and c.task_serializer == "json"
+    assert c.broker_transport_options["visibility_timeout"] > c.task_time_limit
+    assert c.worker_soft_shutdown_timeout < 30
+
+
+def test_rediss_broker_gets_ssl_cert_reqs(make_settings):
+    import ssl
+
+    settings = make_settings(broker_url="rediss://:pw@redis.example.com:6380/0")
+    app = make_celery(runtime.build(settings))
+    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}
