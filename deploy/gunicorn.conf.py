@@ -15,3 +15,19 @@ timeout = 30
 graceful_timeout = 25
 accesslog = None
 preload_app = False
+
+
+def on_starting(server):
+    """Prometheus counters live per process; with several workers they must be aggregated
+    through a shared directory, or each scrape shows one random worker's counts."""
+    import tempfile
+
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="psync-prom-")
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

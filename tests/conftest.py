@@ -25,9 +25,10 @@ SANDBOX_KEY = "TESTKEY" + "0" * 33
 
 
 def _base_url() -> tuple[str, redisconn.EmbeddedRedis | None]:
-    for url in (os.environ.get("REDIS_URL"), "redis://127.0.0.1:6379/0"):
-        if url and redisconn.answers(url):
-            return url, None
+    """REDIS_URL if set and answering, else the local default, else an embedded server."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    if redisconn.answers(url):
+        return url, None
     embedded = redisconn.EmbeddedRedis(Path(os.environ.get("TMPDIR", "/tmp")) / "psync-test-redis")
     return embedded.url, embedded
 
