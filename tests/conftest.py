@@ -89,6 +89,24 @@ def r(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
 
 
+@pytest.fixture
+def app(settings):
+    """The real Flask app on this test's settings (ingestion tests)."""
+    from app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def state(app):
+    return app.extensions["personyze_sync"].state
+
+
 # -- the sync side: sandbox, runtime, real Celery workers, the dispatcher --------------------
 
 @pytest.fixture

@@ -13,21 +13,6 @@ from tests.conftest import STANDARD_SECRET
 from tests.support import standard_body, standard_request, woo_product, woo_request
 
 
-@pytest.fixture
-def app(settings):
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def state(app):
-    return app.extensions["personyze_sync"].state
-
-
 def woo(client, payload, **kw):
     body, headers = woo_request(payload, **kw)
     return client.post("/webhooks/woocommerce", data=body, headers=headers)

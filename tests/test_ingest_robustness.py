@@ -6,7 +6,6 @@ import json
 import string
 from pathlib import Path
 
-import pytest
 import redis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -38,11 +37,6 @@ product_like = st.fixed_dictionaries(
               "images": json_values, "body_html": json_values},
 )
 header_text = st.text(alphabet=string.printable.strip("\r\n\x0b\x0c"), max_size=40)
-
-
-@pytest.fixture
-def app(settings):
-    return create_app(settings)
 
 
 def assert_consistent(state, r, prefix):

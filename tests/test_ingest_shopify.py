@@ -13,21 +13,6 @@ from tests.conftest import SHOPIFY_SECRET_2
 from tests.support import shopify_product, shopify_request, ts
 
 
-@pytest.fixture
-def app(settings):
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def state(app):
-    return app.extensions["personyze_sync"].state
-
-
 def post(client, payload, **kw):
     body, headers = shopify_request(payload, **kw)
     return client.post("/webhooks/shopify", data=body, headers=headers)

@@ -148,6 +148,13 @@ def text(value: Any, what: str, limit: int = 65_536) -> str | None:
     return value[:limit]
 
 
+def first_src(items: Any, what: str) -> str | None:
+    """`src` of the first element of a platform's images list, if it has one."""
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        return text(items[0].get("src"), f"{what}[0].src")
+    return None
+
+
 def integer(value: Any, what: str) -> int | None:
     if value is None:
         return None

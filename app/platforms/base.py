@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +54,26 @@ def hmac_b64_matches(body: bytes, signature: str | None, secrets: Iterable[Secre
         expected = hmac.new(s.get_secret_value().encode(), body, hashlib.sha256).digest()
         ok |= hmac.compare_digest(expected, given)
     return ok
+
+
+def resolve_by_origin(
+    stores: Mapping[str, StoreConfig],
+    hint: str | None,
+    origin: str,
+    origin_of: Callable[[StoreConfig], str | None],
+    secrets_of: Callable[[StoreConfig], list[SecretStr]],
+) -> StoreConfig | None:
+    """The store whose configured origin (shop domain, site URL) the delivery names; else the
+    store named by the URL or the only one with secrets for this platform, provided its origin,
+    when configured, matches."""
+    if hint is None and origin:
+        for store in stores.values():
+            if origin_of(store) == origin:
+                return store
+    store = only_store(stores, hint, lambda s: bool(secrets_of(s)))
+    if store is None or (origin_of(store) and origin_of(store) != origin):
+        return None
+    return store
 
 
 def only_store(stores: Mapping[str, StoreConfig], hint: str | None, wanted) -> StoreConfig | None:

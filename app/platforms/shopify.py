@@ -12,6 +12,7 @@ from app.core.model import (
     BadPayload,
     Event,
     Product,
+    first_src,
     integer,
     money,
     obj,
@@ -20,7 +21,7 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, hmac_b64_matches, only_store
+from app.platforms.base import Ignore, hmac_b64_matches, resolve_by_origin
 
 PRODUCT_TOPICS = {"products/create", "products/update", "products/delete"}
 # Mandatory for App Store apps; we keep no customer data, so verified = done.
@@ -34,14 +35,8 @@ class Shopify:
         self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
     ) -> StoreConfig | None:
         shop = (headers.get("X-Shopify-Shop-Domain") or "").strip().lower()
-        if hint is None:
-            for store in stores.values():
-                if store.shopify_shop_domain and store.shopify_shop_domain == shop:
-                    return store
-        store = only_store(stores, hint, lambda s: bool(s.shopify_webhook_secrets))
-        if store is None or (store.shopify_shop_domain and store.shopify_shop_domain != shop):
-            return None
-        return store
+        return resolve_by_origin(stores, hint, shop, lambda s: s.shopify_shop_domain,
+                                 lambda s: s.shopify_webhook_secrets)
 
     def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
         return hmac_b64_matches(
@@ -99,12 +94,7 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
     if best is not None:
         sale = best[0]
         price = best[1] if best[1] is not None and best[1] > best[0] else best[0]
-    images = p.get("images") or []
-    image = None
-    if isinstance(images, list) and images and isinstance(images[0], dict):
-        image = text(images[0].get("src"), "images[0].src")
-    elif isinstance(p.get("image"), dict):
-        image = text(p["image"].get("src"), "image.src")
+    image = first_src(p.get("images"), "images") or first_src([p.get("image")], "image")
     first = variants[0] if variants else {}
     status = p.get("status") or "active"
     if not isinstance(status, str):

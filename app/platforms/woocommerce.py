@@ -12,6 +12,7 @@ from app.core.model import (
     BadPayload,
     Event,
     Product,
+    first_src,
     integer,
     money,
     obj,
@@ -20,7 +21,7 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, hmac_b64_matches, only_store
+from app.platforms.base import Ignore, hmac_b64_matches, resolve_by_origin
 
 PRODUCT_TOPICS = {"product.created", "product.updated", "product.deleted", "product.restored"}
 _PING = re.compile(rb"webhook_id=\d{1,20}")
@@ -39,14 +40,8 @@ class WooCommerce:
         self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
     ) -> StoreConfig | None:
         source = normalize_source_url(headers.get("X-WC-Webhook-Source") or "")
-        if hint is None and source:
-            for store in stores.values():
-                if store.woocommerce_url and store.woocommerce_url == source:
-                    return store
-        store = only_store(stores, hint, lambda s: bool(s.woocommerce_webhook_secrets))
-        if store is None or (store.woocommerce_url and store.woocommerce_url != source):
-            return None
-        return store
+        return resolve_by_origin(stores, hint, source, lambda s: s.woocommerce_url,
+                                 lambda s: s.woocommerce_webhook_secrets)
 
     def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
         return hmac_b64_matches(
@@ -91,10 +86,7 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
     inventory = None
     if p.get("manage_stock"):
         inventory = integer(p.get("stock_quantity"), "stock_quantity")
-    images = p.get("images") or []
-    image = None
-    if isinstance(images, list) and images and isinstance(images[0], dict):
-        image = text(images[0].get("src"), "images[0].src")
+    image = first_src(p.get("images"), "images")
     cats = p.get("categories") or []
     category = None
     if isinstance(cats, list) and cats and isinstance(cats[0], dict):

@@ -45,19 +45,12 @@ def dlq_list(store: str):
     return jsonify(_store(store).state.dlq_list(store))
 
 
-@bp.post("/dlq/<store>/replay")
-@bp.post("/dlq/<store>/<pid>/replay")
-def dlq_replay(store: str, pid: str | None = None):
+@bp.post("/dlq/<store>/<any(replay, purge):action>")
+@bp.post("/dlq/<store>/<pid>/<any(replay, purge):action>")
+def dlq_act(store: str, action: str, pid: str | None = None):
+    """Replay (back to pending, fresh retry budget) or purge one entry, or all of them."""
     rt = _store(store)
+    act = rt.state.dlq_replay if action == "replay" else rt.state.dlq_purge
     pids = [pid] if pid else list(rt.state.dlq_list(store))
-    done = [p for p in pids if rt.state.dlq_replay(store, p)]
-    return jsonify(replayed=done)
-
-
-@bp.post("/dlq/<store>/purge")
-@bp.post("/dlq/<store>/<pid>/purge")
-def dlq_purge(store: str, pid: str | None = None):
-    rt = _store(store)
-    pids = [pid] if pid else list(rt.state.dlq_list(store))
-    done = [p for p in pids if rt.state.dlq_purge(store, p)]
-    return jsonify(purged=done)
+    done = "replayed" if action == "replay" else "purged"
+    return jsonify({done: [p for p in pids if act(store, p)]})
