@@ -43,6 +43,9 @@ def test_webhook_reaches_personyze(web, rt, sandbox, worker, dispatcher):
     assert sandbox.rows("products")[0]["internal_id"] == PID
     led = eventually(lambda: settled(rt))
     assert led["written"] == 1 and ledger_balance(led) == 0
+    text = web.get("/metrics").get_data(as_text=True)
+    assert 'personyze_sync_personyze_calls_total{outcome="ok",store="default"} 1.0' in text
+    assert 'personyze_sync_end_to_end_seconds_count{store="default"} 1.0' in text
 
 
 @pytest.fixture

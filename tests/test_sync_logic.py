@@ -228,18 +228,41 @@ def test_503_pauses_the_account_for_retry_after(web, syncer, sandbox, rt):
 
 
 def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, web):
-    from app import runtime
+    import json
 
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                     personyze_api_key="WRONG" + "0" * 35))
+    import sentry_sdk
+    from sentry_sdk.transport import Transport
+
+    from app import runtime
+    from app.observability import before_send
+
+    events = []
+
+    class Capture(Transport):
+        def capture_envelope(self, envelope):
+            events.extend(i.payload.json for i in envelope.items if i.payload.json)
+
+    wrong_key = "WRONG" + "7" * 35
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, personyze_api_key=wrong_key))
     s = Syncer(rt.settings, rt.state)
     send(web, shopify_product(at=1))
-    assert s.run("default", PID) == "auth_failed"
-    lim = s.limiter(rt.settings.stores["default"])
-    assert lim.paused_for() > 200
+    sentry_sdk.init(dsn="https://public@sentry.example.invalid/1", transport=Capture,
+                    before_send=before_send)
+    try:
+        assert s.run("default", PID) == "auth_failed"
+        lim = s.limiter(rt.settings.stores["default"])
+        first_pause = lim.paused_for()
+        assert 200 < first_pause <= 300
+        rt.redis.delete(lim.pause_key)  # the pause ran out; the key is still wrong
+        assert s.run("default", PID) == "auth_failed"
+        assert lim.paused_for() > first_pause  # growing
+        sentry_sdk.flush()
+    finally:
+        sentry_sdk.init(dsn=None)
+    reports = [e for e in events if "401" in json.dumps(e)]
+    assert len(reports) == 1  # once, not per attempt
+    assert wrong_key not in json.dumps(events)
     assert rt.state.product_state("default", PID)["pk"] == "u"  # still pending
-    _, first = lim.auth_failed(1)
-    assert first is False  # already reported once
     led = rt.state.ledger("default")
     assert led["pending"] == 1 and ledger_balance(led) == 0
 

@@ -84,11 +84,11 @@ class Syncer:
             else:
                 client.product_upsert(row)
         except PersonyzeError as e:
+            self.state.note_call(store_id, type(e).__name__, None)
             return self._failed(store, pid, claim, limiter, e)
         self.state.complete(store_id, pid, claim, content_hash, "written", limiter.auth_key)
-        if claim.received_at:
-            log.debug("written", store=store_id, product=pid,
-                      latency_ms=round((time.time() - claim.received_at) * 1000, 1))
+        latency = time.time() - claim.received_at if claim.received_at else None
+        self.state.note_call(store_id, "ok", latency)
         return "written"
 
     def _failed(

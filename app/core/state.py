@@ -30,6 +30,7 @@ import redis
 
 from app.core.model import Event
 
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 LEDGER_FIELDS = (
     "received",
     "ignored",
@@ -99,6 +100,9 @@ class Keys:
 
     def dlq(self, store: str) -> str:
         return f"{self._s(store)}:dlq"
+
+    def stats(self, store: str) -> str:
+        return f"{self._s(store)}:stats"
 
     def dedupe(self, store: str, key: str) -> str:
         digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
@@ -296,6 +300,21 @@ class State:
 
     def drain_kicks(self) -> None:
         self.r.lpop(self.keys.kick, 1000)
+
+    def note_call(self, store: str, outcome: str, latency: float | None) -> None:
+        """Count a Personyze call by outcome and, for a write, the time since its webhook was
+        received (a histogram kept in Redis, so every worker feeds the same /metrics)."""
+        key = self.keys.stats(store)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hincrby(key, f"calls:{outcome}", 1)
+        if latency is not None:
+            bucket = next((b for b in LATENCY_BUCKETS if latency <= b), "inf")
+            pipe.hincrby(key, f"le:{bucket}", 1)
+            pipe.hincrbyfloat(key, "lat_sum", latency)
+        pipe.execute()
+
+    def stats(self, store: str) -> dict[str, float]:
+        return {k.decode(): float(v) for k, v in self.r.hgetall(self.keys.stats(store)).items()}
 
     def ledger(self, store: str) -> dict[str, int]:
         raw = self.r.hgetall(self.keys.ledger(store))

@@ -16,10 +16,14 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
-from app.core.state import LEDGER_FIELDS
+from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS
 
 WEBHOOKS = Counter(
     "personyze_sync_webhooks_total", "Webhook deliveries answered", ["platform", "outcome"]
@@ -42,6 +46,14 @@ class StateCollector(Collector):
             "personyze_sync_backlog_age_seconds", "Age of the oldest due product", labels=["store"]
         )
         dead = GaugeMetricFamily("personyze_sync_dlq_size", "Dead-letter entries", labels=["store"])
+        calls = CounterMetricFamily(
+            "personyze_sync_personyze_calls", "Personyze calls by outcome",
+            labels=["store", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "personyze_sync_end_to_end_seconds",
+            "Webhook received -> Personyze confirmed the write", labels=["store"],
+        )
         up = GaugeMetricFamily("personyze_sync_redis_up", "Redis answered this scrape")
         try:
             for sid in self.rt.settings.stores:
@@ -51,12 +63,21 @@ class StateCollector(Collector):
                 due.add_metric([sid], self.rt.state.due_count(sid))
                 age.add_metric([sid], self.rt.state.oldest_due_age(sid))
                 dead.add_metric([sid], self.rt.redis.hlen(self.rt.state.keys.dlq(sid)))
+                stats = self.rt.state.stats(sid)
+                for k, v in stats.items():
+                    if k.startswith("calls:"):
+                        calls.add_metric([sid, k[6:]], v)
+                buckets, total = [], 0.0
+                for b in (*LATENCY_BUCKETS, "inf"):
+                    total += stats.get(f"le:{b}", 0.0)
+                    buckets.append(("+Inf" if b == "inf" else str(b), total))
+                latency.add_metric([sid], buckets, stats.get("lat_sum", 0.0))
             up.add_metric([], 1)
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
             return
-        yield from (ledger, due, age, dead, up)
+        yield from (ledger, due, age, dead, calls, latency, up)
 
 
 @bp.get("/metrics")
