@@ -83,3 +83,16 @@ def test_rediss_broker_gets_ssl_cert_reqs(make_settings):
     settings = make_settings(broker_url="rediss://:pw@redis.example.com:6380/0")
     app = make_celery(runtime.build(settings))
     assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}
+
+
+def test_worker_heartbeat_file_for_liveness(make_settings, tmp_path):
+    from tests.servers import CeleryWorkers, eventually, settings_env
+
+    beat = tmp_path / "heartbeat"
+    env = dict(settings_env(make_settings()), WORKER_HEARTBEAT_FILE=str(beat))
+    workers = CeleryWorkers(env, concurrency=1)
+    try:
+        eventually(beat.exists, timeout=30)
+    finally:
+        workers.stop()
+    assert not beat.exists()  # a stopped worker is not reported alive

@@ -45,9 +45,11 @@ def make_celery(rt: Runtime) -> Celery:
     app.conf.update(conf)
     app.runtime = rt  # type: ignore[attr-defined]
 
+    from workers.heartbeat import Heartbeat
     from workers.tasks import register
 
     register(app)
+    app.steps["worker"].add(Heartbeat)
     return app
 
 
