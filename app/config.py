@@ -87,6 +87,9 @@ class StoreConfig(BaseModel):
     storefront_domain: str | None = None
     woocommerce_url: str | None = None
     woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    # REST API keys (read access): only to refetch a parent product when a variation changes
+    woocommerce_consumer_key: SecretStr | None = None
+    woocommerce_consumer_secret: SecretStr | None = None
     standard_webhook_secrets: list[SecretStr] = Field(default_factory=list)
     bigcommerce_store_hash: str | None = None
     bigcommerce_access_token: SecretStr | None = None
@@ -107,6 +110,14 @@ class StoreConfig(BaseModel):
         if self.woocommerce_url:
             self.woocommerce_url = normalize_source_url(self.woocommerce_url)
         return self
+
+    @property
+    def woocommerce_api(self) -> bool:
+        """Whether variation changes can be synced (the parent is refetched)."""
+        return bool(
+            self.woocommerce_url and self.woocommerce_consumer_key
+            and self.woocommerce_consumer_secret
+        )
 
     @property
     def guide_domain(self) -> str | None:
@@ -147,6 +158,8 @@ class Settings(BaseSettings):
     storefront_domain: str | None = None
     woocommerce_webhook_secret: SecretStr | None = None
     woocommerce_url: str | None = None
+    woocommerce_consumer_key: SecretStr | None = None
+    woocommerce_consumer_secret: SecretStr | None = None
     bigcommerce_store_hash: str | None = None
     bigcommerce_access_token: SecretStr | None = None
     standard_webhook_secret: SecretStr | None = None
@@ -202,6 +215,8 @@ class Settings(BaseSettings):
             storefront_domain=self.storefront_domain,
             woocommerce_url=self.woocommerce_url,
             woocommerce_webhook_secrets=_split_secrets(_raw(self.woocommerce_webhook_secret)),
+            woocommerce_consumer_key=self.woocommerce_consumer_key,
+            woocommerce_consumer_secret=self.woocommerce_consumer_secret,
             standard_webhook_secrets=_split_secrets(_raw(self.standard_webhook_secret)),
             bigcommerce_store_hash=self.bigcommerce_store_hash,
             bigcommerce_access_token=self.bigcommerce_access_token,

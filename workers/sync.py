@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -24,6 +23,8 @@ from app.personyze import (
     PersonyzeError,
     PersonyzeUnavailable,
 )
+from app.platforms.woo_api import StoreFetchError, WooClient
+from app.platforms.woocommerce import normalize as woo_normalize
 
 log = structlog.get_logger(__name__)
 MAX_ERRORS_KEPT = 20
@@ -37,6 +38,7 @@ class Syncer:
     state: State
     clients: dict[str, PersonyzeClient] = field(default_factory=dict)
     limiters: dict[str, AccountLimiter] = field(default_factory=dict)
+    woo: dict[str, WooClient] = field(default_factory=dict)
 
     def client(self, store: StoreConfig) -> PersonyzeClient:
         acct = store.personyze
@@ -61,11 +63,11 @@ class Syncer:
         if isinstance(claim, str):
             return claim  # busy (another worker has it) or idle (nothing pending)
 
-        row: dict[str, Any] | None = None
-        if claim.kind == "upsert":
-            product = Product.from_json(claim.doc)
-            if product.is_live:
-                row = map_product(product, store)
+        try:
+            product = self._desired(store, pid, claim)
+        except StoreFetchError as e:
+            return self._failed(store, pid, claim, None, e)
+        row = map_product(product, store) if product is not None and product.is_live else None
         content_hash = DELETED_HASH if row is None else row_hash(row)
         if content_hash == claim.synced_hash:
             self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
@@ -91,14 +93,31 @@ class Syncer:
         self.state.note_call(store_id, "ok", latency)
         return "written"
 
+    def _desired(self, store: StoreConfig, pid: str, claim: Claim) -> Product | None:
+        """The state Personyze should hold: the pending product, None for a delete, or for a
+        refresh the store's current product (fetched now, so it is at least as new)."""
+        if claim.kind == "upsert":
+            return Product.from_json(claim.doc)
+        if claim.kind == "delete":
+            return None
+        if store.id not in self.woo:
+            self.woo[store.id] = WooClient(store)
+        payload = self.woo[store.id].product(pid)
+        return None if payload is None else woo_normalize(payload, pid)
+
     def _failed(
-        self, store: StoreConfig, pid: str, claim: Claim, limiter: AccountLimiter, e: PersonyzeError
+        self,
+        store: StoreConfig,
+        pid: str,
+        claim: Claim,
+        limiter: AccountLimiter | None,
+        e: PersonyzeError | StoreFetchError,
     ) -> str:
         s = self.settings
         errors = (claim.errors + [{"at": time.time(), "error": f"{type(e).__name__}: {e}"}])[
             -MAX_ERRORS_KEPT:
         ]
-        if isinstance(e, PersonyzeUnavailable):
+        if isinstance(e, PersonyzeUnavailable) and limiter is not None:
             # The account's condition, not this product's: pause everyone, keep the budget.
             wait = e.retry_after
             if wait is None:
@@ -106,7 +125,7 @@ class Syncer:
             paused = limiter.pause(max(wait, 0.001))
             self.state.release(store.id, pid, claim, paused)
             return "paused"
-        if isinstance(e, PersonyzeAuthError):
+        if isinstance(e, PersonyzeAuthError) and limiter is not None:
             paused, first = limiter.auth_failed(s.auth_pause_seconds)
             if first:
                 from app.observability import report
@@ -117,7 +136,7 @@ class Syncer:
             self.state.release(store.id, pid, claim, paused)
             return "auth_failed"
         age = time.time() - (claim.first_failure or time.time())
-        permanent = isinstance(e, PersonyzeBadRequest)
+        permanent = isinstance(e, PersonyzeBadRequest) or getattr(e, "permanent", False)
         if permanent or claim.attempts + 1 >= s.max_attempts or age >= s.max_retry_age_seconds:
             if self.state.dead_letter(store.id, pid, claim, errors):
                 log.error("dead_lettered", store=store.id, product=pid, error=type(e).__name__)

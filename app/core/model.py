@@ -15,7 +15,11 @@ from typing import Any, Literal
 
 import orjson
 
-Kind = Literal["upsert", "delete"]
+# "refresh": the delivery says the product changed but does not carry its state (a
+# WooCommerce variation); the worker fetches the product from the store.
+Kind = Literal["upsert", "delete", "refresh"]
+KIND_CODES: dict[str, str] = {"upsert": "u", "delete": "d", "refresh": "r"}
+CODE_KINDS: dict[str, str] = {v: k for k, v in KIND_CODES.items()}
 MAX_ID_LENGTH = 128
 _ID_RE = re.compile(r"^[\x21-\x7e\u00a0-\uffff][\x20-\x7e\u00a0-\uffff]*$")
 

@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 import redis
 
-from app.core.model import Event
+from app.core.mapping import DELETED_HASH
+from app.core.model import CODE_KINDS, KIND_CODES, Event
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 LEDGER_FIELDS = (
@@ -163,7 +164,7 @@ class State:
             args=[
                 self.dedupe_ttl,
                 ev.version,
-                "u" if ev.kind == "upsert" else "d",
+                KIND_CODES[ev.kind],
                 doc,
                 f"{received_at or time.time():.6f}",
                 self.wake_grace if self.wake_from_web else 0,
@@ -192,7 +193,7 @@ class State:
         return Claim(
             token=token,
             version=int(pv),
-            kind="upsert" if pk == b"u" else "delete",
+            kind=CODE_KINDS[pk.decode()],
             doc=pd,
             synced_version=int(sv) if sv else None,
             synced_hash=sh.decode(),
@@ -227,7 +228,7 @@ class State:
                 claim.token,
                 claim.version,
                 content_hash,
-                "u" if claim.kind == "upsert" else "d",
+                "d" if content_hash == DELETED_HASH else "u",
                 outcome,
                 pid,
                 store,
@@ -266,7 +267,7 @@ class State:
         entry = orjson.dumps(
             {
                 "version": str(claim.version),
-                "kind": "u" if claim.kind == "upsert" else "d",
+                "kind": KIND_CODES[claim.kind],
                 "doc": claim.doc.decode(),
                 "received_at": f"{claim.received_at or 0:.6f}",
                 "dead_at": time.time(),

@@ -63,14 +63,16 @@ class WooCommerce:
             version = int(now * 1_000_000)
             dedupe = f"woo|{source}|{pid}|deleted|{int(now)}"
             return Event(store.id, self.name, topic, pid, version, "delete", dedupe)
-        parent = payload.get("parent_id")
-        if isinstance(parent, int) and parent > 0:
-            # A variation: its parent's row would need the parent's full state, which the
-            # variation payload does not carry. Counted, not guessed (see README).
-            return Ignore("variation")
         modified = payload.get("date_modified_gmt")
         version = parse_time(modified, "date_modified_gmt")
         dedupe = f"woo|{source}|{pid}|{modified}"
+        parent = payload.get("parent_id")
+        if isinstance(parent, int) and parent > 0:
+            # A variation changed: its parent's row (lowest price, any in stock) needs the
+            # parent's whole state, which this payload lacks, so the worker refetches it.
+            if not store.woocommerce_api:
+                return Ignore("variation")
+            return Event(store.id, self.name, topic, str(parent), version, "refresh", dedupe)
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
 
