@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PERSONYZE_API_URL = "https://app.personyze.com/rest"
+BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
 DEFAULT_STORE_ID = "default"
 
 
@@ -38,12 +39,13 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def check_personyze_url(url: str) -> str:
-    """Personyze answers plain HTTP with 401; only loopback (the sandbox) may be plain."""
+def check_https_url(url: str, name: str = "PERSONYZE_BASE_URL") -> str:
+    """Credentials only travel over TLS (Personyze answers plain HTTP with 401); only
+    loopback hosts (the sandbox, test doubles) may be plain."""
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return url.rstrip("/")
-    raise ValueError("PERSONYZE_BASE_URL must be https:// (plain http only for loopback hosts)")
+    raise ValueError(f"{name} must be https:// (plain http only for loopback hosts)")
 
 
 class PersonyzeAccount(BaseModel):
@@ -56,7 +58,7 @@ class PersonyzeAccount(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        return check_personyze_url(v)
+        return check_https_url(v)
 
     @property
     def id(self) -> str:
@@ -93,6 +95,8 @@ class StoreConfig(BaseModel):
     standard_webhook_secrets: list[SecretStr] = Field(default_factory=list)
     bigcommerce_store_hash: str | None = None
     bigcommerce_access_token: SecretStr | None = None
+    bigcommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    bigcommerce_api_url: str = BIGCOMMERCE_API_URL
     mapping: MappingConfig = Field(default_factory=MappingConfig)
 
     @field_validator("standard_webhook_secrets")
@@ -110,6 +114,15 @@ class StoreConfig(BaseModel):
         if self.woocommerce_url:
             self.woocommerce_url = normalize_source_url(self.woocommerce_url)
         return self
+
+    @field_validator("bigcommerce_api_url")
+    @classmethod
+    def _bc_url(cls, v: str) -> str:
+        return check_https_url(v, "BIGCOMMERCE_API_URL")
+
+    @property
+    def bigcommerce_api(self) -> bool:
+        return bool(self.bigcommerce_store_hash and self.bigcommerce_access_token)
 
     @property
     def woocommerce_api(self) -> bool:
@@ -162,6 +175,8 @@ class Settings(BaseSettings):
     woocommerce_consumer_secret: SecretStr | None = None
     bigcommerce_store_hash: str | None = None
     bigcommerce_access_token: SecretStr | None = None
+    bigcommerce_client_secret: SecretStr | None = None
+    bigcommerce_api_url: str = BIGCOMMERCE_API_URL
     standard_webhook_secret: SecretStr | None = None
 
     sentry_dsn: SecretStr | None = None
@@ -187,7 +202,7 @@ class Settings(BaseSettings):
     @field_validator("personyze_base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        return check_personyze_url(v)
+        return check_https_url(v)
 
     @field_validator("standard_webhook_secret")
     @classmethod
@@ -220,6 +235,8 @@ class Settings(BaseSettings):
             standard_webhook_secrets=_split_secrets(_raw(self.standard_webhook_secret)),
             bigcommerce_store_hash=self.bigcommerce_store_hash,
             bigcommerce_access_token=self.bigcommerce_access_token,
+            bigcommerce_webhook_secrets=_split_secrets(_raw(self.bigcommerce_client_secret)),
+            bigcommerce_api_url=self.bigcommerce_api_url,
         )
         return {store.id: store}
 
@@ -236,11 +253,16 @@ class Settings(BaseSettings):
                 store.shopify_webhook_secrets
                 or store.woocommerce_webhook_secrets
                 or store.standard_webhook_secrets
+                or store.bigcommerce_webhook_secrets
             ):
                 out.append(
                     f"{where}: no webhook secret: set SHOPIFY_WEBHOOK_SECRET, "
-                    "WOOCOMMERCE_WEBHOOK_SECRET or STANDARD_WEBHOOK_SECRET"
+                    "WOOCOMMERCE_WEBHOOK_SECRET, STANDARD_WEBHOOK_SECRET or "
+                    "BIGCOMMERCE_CLIENT_SECRET"
                 )
+            if store.bigcommerce_webhook_secrets and not store.bigcommerce_api:
+                out.append(f"{where}: BigCommerce webhooks carry no product state: set "
+                           "BIGCOMMERCE_STORE_HASH and BIGCOMMERCE_ACCESS_TOKEN")
         return out
 
 

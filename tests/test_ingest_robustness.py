@@ -122,3 +122,22 @@ def test_redis_down_is_503_then_recovers(make_settings, tmp_path: Path):
             "default")) == 1
     finally:
         server.stop()
+
+
+@FUZZ
+@given(payload=st.fixed_dictionaries({}, optional={
+    "scope": st.sampled_from(["store/product/updated", "store/product/deleted", "x"])
+    | json_values,
+    "data": st.fixed_dictionaries({}, optional={"type": json_values, "id": json_values})
+    | json_values, "hash": json_values}) | json_values)
+def test_fuzz_bigcommerce_signed_garbage(make_settings, r, prefix, payload):
+    import base64
+
+    settings = make_settings(bigcommerce_client_secret="cs", bigcommerce_store_hash="h",
+                             bigcommerce_access_token="t")
+    app = create_app(settings)
+    secret = "whsec_" + base64.b64encode(b"cs").decode()
+    body, headers = standard_request(json.dumps(payload).encode(), secret)
+    resp = app.test_client().post("/webhooks/bigcommerce", data=body, headers=headers)
+    assert resp.status_code in ALLOWED
+    assert_consistent(app.extensions["personyze_sync"].state, r, prefix)

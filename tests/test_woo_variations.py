@@ -6,14 +6,14 @@ import pytest
 
 from app import create_app, runtime
 from app.core.state import ledger_balance
-from tests.fake_woo import KEY, SECRET, FakeWoo
+from tests.fake_stores import KEY, SECRET, fake_woo
 from tests.support import woo_product, woo_request
 from workers.sync import Syncer
 
 
 @pytest.fixture
 def woo():
-    w = FakeWoo()
+    w = fake_woo()
     yield w
     w.stop()
 

@@ -23,8 +23,7 @@ from app.personyze import (
     PersonyzeError,
     PersonyzeUnavailable,
 )
-from app.platforms.woo_api import StoreFetchError, WooClient
-from app.platforms.woocommerce import normalize as woo_normalize
+from app.platforms.fetch import FETCHERS, Fetcher, StoreFetchError
 
 log = structlog.get_logger(__name__)
 MAX_ERRORS_KEPT = 20
@@ -38,7 +37,7 @@ class Syncer:
     state: State
     clients: dict[str, PersonyzeClient] = field(default_factory=dict)
     limiters: dict[str, AccountLimiter] = field(default_factory=dict)
-    woo: dict[str, WooClient] = field(default_factory=dict)
+    fetchers: dict[tuple[str, str], Fetcher] = field(default_factory=dict)
 
     def client(self, store: StoreConfig) -> PersonyzeClient:
         acct = store.personyze
@@ -100,10 +99,10 @@ class Syncer:
             return Product.from_json(claim.doc)
         if claim.kind == "delete":
             return None
-        if store.id not in self.woo:
-            self.woo[store.id] = WooClient(store)
-        payload = self.woo[store.id].product(pid)
-        return None if payload is None else woo_normalize(payload, pid)
+        platform = claim.doc.decode()
+        if (store.id, platform) not in self.fetchers:
+            self.fetchers[store.id, platform] = FETCHERS[platform](store)
+        return self.fetchers[store.id, platform](pid)
 
     def _failed(
         self,

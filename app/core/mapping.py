@@ -61,8 +61,8 @@ def default_row(p: Product, store: StoreConfig) -> dict[str, Any]:
     if description is None and p.description_html is not None:
         description = html_to_text(p.description_html)
     url = p.url
-    if url is None and p.handle and store.guide_domain:
-        url = f"https://{store.guide_domain}/products/{p.handle}"
+    if url is None and p.path and store.guide_domain:
+        url = f"https://{store.guide_domain}{p.path}"
     row: dict[str, Any] = {
         "internal_id": p.id,
         "title": p.title,

@@ -44,7 +44,7 @@ class Product:
     inventory: int | None = None
     image_url: str | None = None
     url: str | None = None
-    handle: str | None = None
+    path: str | None = None  # on the storefront, when the platform gives no absolute url
     brand: str | None = None
     category: str | None = None
     sku: str | None = None

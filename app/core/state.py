@@ -151,7 +151,10 @@ class State:
     def record(self, ev: Event, received_at: float | None = None) -> Recorded:
         """Dedupe, version-check and store one event (DESIGN.md invariants 1-3)."""
         k = self.keys
-        doc = ev.product.to_json() if ev.kind == "upsert" and ev.product else b""
+        if ev.kind == "upsert" and ev.product:
+            doc = ev.product.to_json()
+        else:  # a refresh remembers which store API to fetch from
+            doc = ev.platform.encode() if ev.kind == "refresh" else b""
         res = self._ingest(
             keys=[
                 k.dedupe(ev.store, ev.dedupe_key),

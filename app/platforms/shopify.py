@@ -108,7 +108,7 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
         in_stock=sellable,
         inventory=tracked_total,
         image_url=image,
-        handle=text(p.get("handle"), "handle"),
+        path=f"/products/{handle}" if (handle := text(p.get("handle"), "handle")) else None,
         brand=text(p.get("vendor"), "vendor"),
         category=text(p.get("product_type"), "product_type"),
         sku=text(first.get("sku"), "variants[0].sku"),

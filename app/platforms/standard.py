@@ -29,13 +29,13 @@ TYPES = {"product.created": "upsert", "product.updated": "upsert", "product.dele
 STATUSES = {"active", "draft", "archived"}
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
     """Svix senders use `svix-*` unless white-labelled; accept both."""
     return headers.get(f"webhook-{name}") or headers.get(f"svix-{name}")
 
 
 def signature_ok(secret: str, body: bytes, headers: Mapping[str, str], now: float) -> bool:
-    msg_id, ts, sigs = (_header(headers, n) for n in ("id", "timestamp", "signature"))
+    msg_id, ts, sigs = (header(headers, n) for n in ("id", "timestamp", "signature"))
     if not (msg_id and ts and sigs) or not ts.isdigit():
         return False
     if abs(now - int(ts)) > TOLERANCE_SECONDS:
@@ -87,7 +87,7 @@ class StandardWebhooks:
         data = obj(payload.get("data"), "data")
         pid = product_id(data.get("id"), "data.id")
         version = parse_time(data.get("updated_at"), "data.updated_at")
-        dedupe = f"std|{_header(headers, 'id')}"
+        dedupe = f"std|{header(headers, 'id')}"
         if kind == "delete":
             return Event(store.id, self.name, payload["type"], pid, version, "delete", dedupe)
         return Event(store.id, self.name, payload["type"], pid, version, "upsert", dedupe,

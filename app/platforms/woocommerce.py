@@ -70,9 +70,12 @@ class WooCommerce:
         if isinstance(parent, int) and parent > 0:
             # A variation changed: its parent's row (lowest price, any in stock) needs the
             # parent's whole state, which this payload lacks, so the worker refetches it.
+            # The fetch reads the current state, so arrival orders it (date_modified_gmt
+            # counts whole seconds: two changes in one second would look like one).
             if not store.woocommerce_api:
                 return Ignore("variation")
-            return Event(store.id, self.name, topic, str(parent), version, "refresh", dedupe)
+            return Event(store.id, self.name, topic, str(parent), int(now * 1_000_000),
+                         "refresh", dedupe)
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
 

@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.core.model import BadPayload
 from app.core.state import Recorded
 from app.platforms.base import Adapter, Ignore
+from app.platforms.bigcommerce import BigCommerce
 from app.platforms.shopify import Shopify
 from app.platforms.standard import StandardWebhooks
 from app.platforms.woocommerce import WooCommerce, is_ping
@@ -28,6 +29,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 ADAPTERS: dict[str, Adapter] = {
     "shopify": Shopify(),
     "woocommerce": WooCommerce(),
+    "bigcommerce": BigCommerce(),
     "standard": StandardWebhooks(),
 }
 RETRY_AFTER_SECONDS = "5"
@@ -118,6 +120,12 @@ def shopify(store: str | None = None) -> Response:
 @bp.post("/woocommerce/<store>")
 def woocommerce(store: str | None = None) -> Response:
     return receive("woocommerce", store)
+
+
+@bp.post("/bigcommerce")
+@bp.post("/bigcommerce/<store>")
+def bigcommerce(store: str | None = None) -> Response:
+    return receive("bigcommerce", store)
 
 
 @bp.post("/standard")
