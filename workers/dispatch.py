@@ -34,7 +34,7 @@ class Dispatcher:
         self.woken = 0
 
     def publish(self, store: str, pid: str) -> None:
-        self.celery.send_task(SYNC_TASK, args=[store, pid], queue=self.rt.settings.sync_queue)
+        publish(self.celery, store, pid)
 
     def tick(self) -> float:
         """Wake what is due and admissible; return how long nothing needs doing."""
@@ -77,8 +77,6 @@ class Dispatcher:
         self.stop_event.set()
 
 
-def publish_wake(store: str, pid: str) -> None:
-    """Used by the web process when WAKE_FROM_WEB is on."""
-    from workers.celery_app import celery
-
+def publish(celery: Celery, store: str, pid: str) -> None:
+    """The wake-up message: just the key; what to do is read from Redis."""
     celery.send_task(SYNC_TASK, args=[store, pid], queue=celery.runtime.settings.sync_queue)

@@ -101,11 +101,17 @@ def receive(platform: str, hint: str | None = None) -> Response:
 
 
 def wake(rt, store: str, pid: str) -> None:
-    """Publish the Celery wake-up; if that fails the sweeper wakes the key after the grace."""
+    """Publish the Celery wake-up (WAKE_FROM_WEB); if that fails the sweeper wakes the key
+    after the grace."""
     try:
-        from workers.dispatch import publish_wake
+        celery = current_app.extensions.get("personyze_sync_celery")
+        if celery is None:
+            from workers.celery_app import make_celery
 
-        publish_wake(store, pid)
+            celery = current_app.extensions["personyze_sync_celery"] = make_celery(rt)
+        from workers.dispatch import publish
+
+        publish(celery, store, pid)
     except Exception as e:  # noqa: BLE001 - the event is safe in Redis either way
         log.warning("wake_publish_failed", error=type(e).__name__)
 
