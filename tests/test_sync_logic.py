@@ -285,3 +285,32 @@ def test_standard_webhook_row(sync_settings, syncer, sandbox):
     web.post("/webhooks/standard", data=body, headers=headers)
     assert syncer.run("default", "SKU/1 & 2|%+") == "written"
     assert sandbox.rows("products") == []
+
+
+def test_per_store_mapping_rename_drop_add_constants(make_settings, sandbox, tmp_path):
+    from app import runtime
+
+    f = tmp_path / "stores.yaml"
+    f.write_text(f"""
+stores:
+  - id: shop
+    shopify_webhook_secrets: [s3cret]
+    personyze: {{api_key: {sandbox.api_key}, base_url: "{sandbox.url}", rate_limit: 100}}
+    mapping:
+      rename: {{brand: manufacturer, internal_id: nope}}
+      drop: [inventory, internal_id]
+      add: {{custom_1: tags, custom_2: variants.1.sku}}
+      constants: {{custom_3: imported}}
+""")
+    settings = make_settings(stores_file=str(f))
+    rt = runtime.build(settings)
+    body, headers = shopify_request(shopify_product(at=1, tags="red, sale"), secret="s3cret")
+    assert create_app(settings).test_client().post(
+        "/webhooks/shopify", data=body, headers=headers).status_code == 200
+    assert Syncer(rt.settings, rt.state).run("shop", PID) == "written"
+    [row] = sandbox.rows("products")
+    assert row["internal_id"] == PID  # the key cannot be renamed or dropped
+    assert row["manufacturer"] == "Apple" and "brand" not in row
+    assert "inventory" not in row
+    assert (row["custom_1"], row["custom_2"], row["custom_3"]) == ("red, sale", "IPOD-RED",
+                                                                    "imported")

@@ -148,11 +148,13 @@ class State:
 
     # -- web side ---------------------------------------------------------------------------
 
-    def record(self, ev: Event, received_at: float | None = None) -> Recorded:
+    def record(
+        self, ev: Event, received_at: float | None = None, keep_raw: bool = True
+    ) -> Recorded:
         """Dedupe, version-check and store one event (DESIGN.md invariants 1-3)."""
         k = self.keys
         if ev.kind == "upsert" and ev.product:
-            doc = ev.product.to_json()
+            doc = ev.product.to_json(keep_raw)
         else:  # a refresh remembers which store API to fetch from
             doc = ev.platform.encode() if ev.kind == "refresh" else b""
         res = self._ingest(

@@ -50,8 +50,11 @@ def _answer(status: int, outcome: str, platform: str, detail: str | None = None)
 def read_body(limit: int) -> bytes:
     """The raw body, refused with 413 past `limit` before more than `limit` bytes are held in
     memory, also for chunked requests that announce no Content-Length."""
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestEntityTooLarge()
+        return request.stream.read(length)
     stream = request.stream
     parts: list[bytes] = []
     size = 0
@@ -91,7 +94,7 @@ def receive(platform: str, hint: str | None = None) -> Response:
             if result.count:
                 rt.state.ignore(store.id)
             return _answer(200, "ignored", platform)
-        recorded = rt.state.record(result, now)
+        recorded = rt.state.record(result, now, keep_raw=bool(store.mapping.add))
     except redis.RedisError as e:
         log.warning("redis_unavailable", platform=platform, error=type(e).__name__)
         return _answer(503, "unavailable", platform)
