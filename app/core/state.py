@@ -93,9 +93,6 @@ class Keys:
     def due(self, store: str) -> str:
         return f"{self._s(store)}:due"
 
-    def drain_kicks(self) -> None:
-        self.r.lpop(self.keys.kick, 1000)
-
     def ledger(self, store: str) -> str:
         return f"{self._s(store)}:ledger"
 
