@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from importlib import resources
 
 import redis
 
 from app.config import PersonyzeAccount
-from app.core.state import Keys
+from app.core.state import Keys, lua_source
 
 
 @dataclass(slots=True, frozen=True)
@@ -20,10 +19,6 @@ class Decision:
     wait: float  # seconds until it is worth asking again (0 when allowed)
     paused: bool = False
     tokens: int = 0
-
-
-def _load(r: redis.Redis, name: str):
-    return r.register_script(resources.files("app.core").joinpath(f"lua/{name}.lua").read_text())
 
 
 # How late a request may come without the limiter forgetting its slot. Without it every
@@ -45,8 +40,8 @@ class AccountLimiter:
         self.tat_key = keys.account(self.account, "tat")
         self.pause_key = keys.account(self.account, "pause")
         self.auth_key = keys.account(self.account, "authfail")
-        self._gcra = _load(r, "ratelimit")
-        self._pause = _load(r, "pause")
+        self._gcra = r.register_script(lua_source("ratelimit"))
+        self._pause = r.register_script(lua_source("pause"))
 
     def _ask(self, consume: bool) -> Decision:
         status, value = self._gcra(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import ssl
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,41 @@ def describe(url: str) -> str:
     p = urlsplit(url)
     host = p.hostname or ""
     return f"{p.scheme}://{host}{':' + str(p.port) if p.port else ''}{p.path}"
+
+
+class ThreadScript:
+    """EVALSHA on a connection this thread keeps for itself.
+
+    redis-py's Script call takes a pooled connection, wraps the command in several layers
+    and gives the connection back: about 80 us of client CPU per call here, against 35 us
+    for sending the packed command on a connection the thread already holds
+    (bench/ingest.py). The webhook path makes exactly one such call per request, so it
+    uses this; everything else uses the ordinary client."""
+
+    def __init__(self, r: redis.Redis, source: str) -> None:
+        self.r = r
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self._local = threading.local()
+
+    def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        try:
+            return self._call(keys, args)
+        except redis.exceptions.NoScriptError:
+            self.r.script_load(self.source)  # after a Redis restart or SCRIPT FLUSH
+            return self._call(keys, args)
+
+    def _call(self, keys: list[Any], args: list[Any]) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.r.connection_pool.make_connection()
+        try:
+            conn.send_packed_command(
+                conn.pack_command("EVALSHA", self.sha, len(keys), *keys, *args),
+                check_health=False,
+            )
+            return conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            conn.disconnect()
+            self._local.conn = None
+            raise

@@ -30,6 +30,7 @@ import redis
 
 from app.core.mapping import DELETED_HASH
 from app.core.model import CODE_KINDS, KIND_CODES, Event
+from app.core.redisconn import ThreadScript
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 LEDGER_FIELDS = (
@@ -45,10 +46,13 @@ LEDGER_FIELDS = (
 )
 
 
+def lua_source(name: str) -> str:
+    return resources.files("app.core").joinpath(f"lua/{name}.lua").read_text()
+
+
 def _script(r: redis.Redis, name: str) -> Any:
     """Register a Lua script once; redis-py runs it by EVALSHA and reloads it after a flush."""
-    source = resources.files("app.core").joinpath(f"lua/{name}.lua").read_text()
-    return r.register_script(source)
+    return r.register_script(lua_source(name))
 
 
 class Recorded(IntEnum):
@@ -129,7 +133,7 @@ class State:
         self.dedupe_ttl = dedupe_ttl
         self.wake_grace = wake_grace
         self.wake_from_web = wake_from_web
-        self._ingest = _script(r, "ingest")
+        self._ingest = ThreadScript(r, lua_source("ingest"))  # the webhook path
         self._ignore = _script(r, "ignore")
         self._claim = _script(r, "claim")
         self._complete = _script(r, "complete")
