@@ -21,22 +21,22 @@ class Decision:
     tokens: int = 0
 
 
-# How late a request may come without the limiter forgetting its slot. Without it every
-# moment between "a token is free" and "a worker asks" is capacity lost for good (a
-# dispatcher round trip per token halved throughput in bench/sync.py); with it the long-run
-# rate is exact and at most one extra request can bunch up after an idle spell.
-LATENESS_TOLERANCE = 0.05
+# Burst tolerance: a request may go up to this long before its slot (never more than one
+# interval), so two workers whose requests are ready at nearly the same moment need not wait
+# out a whole interval each; at most one extra request can bunch up after an idle spell.
+# GCRA never lends out time that passed unused: a late request loses it, which is why the
+# dispatcher paces its wake-ups from the start of each tick.
+BURST_TOLERANCE = 0.05
 
 
 class AccountLimiter:
-    """GCRA: `rate` requests per second, each spaced 1/rate apart, lateness forgiven up to
-    LATENESS_TOLERANCE (never more than one interval)."""
+    """GCRA: `rate` requests per second, spaced 1/rate apart, up to BURST_TOLERANCE early."""
 
     def __init__(self, r: redis.Redis, keys: Keys, account: PersonyzeAccount):
         self.r = r
         self.account = account.id
         self.interval = 1.0 / account.rate_limit
-        self.tau = min(self.interval, LATENESS_TOLERANCE)
+        self.tau = min(self.interval, BURST_TOLERANCE)
         self.tat_key = keys.account(self.account, "tat")
         self.pause_key = keys.account(self.account, "pause")
         self.auth_key = keys.account(self.account, "authfail")
