@@ -119,25 +119,8 @@ def wake(rt, store: str, pid: str) -> None:
         log.warning("wake_publish_failed", error=type(e).__name__)
 
 
-@bp.post("/shopify")
-@bp.post("/shopify/<store>")
-def shopify(store: str | None = None) -> Response:
-    return receive("shopify", store)
-
-
-@bp.post("/woocommerce")
-@bp.post("/woocommerce/<store>")
-def woocommerce(store: str | None = None) -> Response:
-    return receive("woocommerce", store)
-
-
-@bp.post("/bigcommerce")
-@bp.post("/bigcommerce/<store>")
-def bigcommerce(store: str | None = None) -> Response:
-    return receive("bigcommerce", store)
-
-
-@bp.post("/standard")
-@bp.post("/standard/<store>")
-def standard(store: str | None = None) -> Response:
-    return receive("standard", store)
+@bp.post("/<any(shopify, woocommerce, bigcommerce, standard):platform>")
+@bp.post("/<any(shopify, woocommerce, bigcommerce, standard):platform>/<store>")
+def webhook(platform: str, store: str | None = None) -> Response:
+    """`/webhooks/<platform>`; `/<store id>` picks the store when several could match."""
+    return receive(platform, store)
