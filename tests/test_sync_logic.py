@@ -314,3 +314,14 @@ stores:
     assert "inventory" not in row
     assert (row["custom_1"], row["custom_2"], row["custom_3"]) == ("red, sale", "IPOD-RED",
                                                                     "imported")
+
+
+def test_a_row_that_cannot_be_mapped_is_dead_lettered_not_looped(web, syncer, sandbox, rt):
+    send(web, shopify_product(at=1))
+    # Corrupt the pending doc the way a bug in an older version could have written it.
+    rt.redis.hset(rt.state.keys.product("default", PID), "pd", b'{"id": "x", "bogus": 1}')
+    assert syncer.run("default", PID) == "dead"
+    [entry] = rt.state.dlq_list("default").values()
+    assert "MappingError" in entry["errors"][-1]["error"]
+    assert sandbox.request_log == []
+    assert ledger_balance(rt.state.ledger("default")) == 0

@@ -29,6 +29,13 @@ log = structlog.get_logger(__name__)
 MAX_ERRORS_KEPT = 20
 
 
+class MappingError(Exception):
+    """The pending state could not be turned into a row: retrying cannot help, so the key
+    goes to the dead-letter store (replayable once the mapping is fixed)."""
+
+    permanent = True
+
+
 @dataclass
 class Syncer:
     """Per-process: the settings, the state machine and one pooled client per account."""
@@ -64,9 +71,12 @@ class Syncer:
 
         try:
             product = self._desired(store, pid, claim)
+            row = map_product(product, store) if product is not None and product.is_live else None
         except StoreFetchError as e:
             return self._failed(store, pid, claim, None, e)
-        row = map_product(product, store) if product is not None and product.is_live else None
+        except Exception as e:  # noqa: BLE001 - a bug in mapping must not loop forever
+            log.exception("mapping_failed", store=store_id, product=pid)
+            return self._failed(store, pid, claim, None, MappingError(f"{type(e).__name__}: {e}"))
         content_hash = DELETED_HASH if row is None else row_hash(row)
         if content_hash == claim.synced_hash:
             self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
@@ -110,7 +120,7 @@ class Syncer:
         pid: str,
         claim: Claim,
         limiter: AccountLimiter | None,
-        e: PersonyzeError | StoreFetchError,
+        e: PersonyzeError | StoreFetchError | MappingError,
     ) -> str:
         s = self.settings
         errors = (claim.errors + [{"at": time.time(), "error": f"{type(e).__name__}: {e}"}])[
