@@ -20,9 +20,9 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, only_store
+from app.platforms.base import Ignore
+from app.platforms.standard import StandardWebhooks
 from app.platforms.standard import header as sw_header
-from app.platforms.standard import signature_ok
 
 SCOPES = {
     "store/product/created": "refresh",
@@ -31,28 +31,16 @@ SCOPES = {
 }
 
 
-class BigCommerce:
+class BigCommerce(StandardWebhooks):
+    """Signed like Standard Webhooks; only the key and the body differ."""
+
     name = "bigcommerce"
 
-    def __init__(self, clock=None) -> None:
-        import time
-
-        self._clock = clock or time.time
-
-    def resolve(
-        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
-    ) -> StoreConfig | None:
-        return only_store(stores, hint, lambda s: bool(s.bigcommerce_webhook_secrets))
-
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+    def secrets(self, store: StoreConfig) -> list[str]:
         # BigCommerce's own sample passes base64(client_secret) to a Standard Webhooks
         # verifier, i.e. the HMAC key is the client secret's bytes.
-        now = self._clock()
-        return any(
-            signature_ok("whsec_" + base64.b64encode(s.get_secret_value().encode()).decode(),
-                         body, headers, now)
-            for s in store.bigcommerce_webhook_secrets
-        )
+        return ["whsec_" + base64.b64encode(s.get_secret_value().encode()).decode()
+                for s in store.bigcommerce_webhook_secrets]
 
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.config import StoreConfig
@@ -57,22 +58,21 @@ def signature_ok(secret: str, body: bytes, headers: Mapping[str, str], now: floa
 class StandardWebhooks:
     name = "standard"
 
-    def __init__(self, clock=None) -> None:
-        import time
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
 
-        self._clock = clock or time.time
+    def secrets(self, store: StoreConfig) -> list[str]:
+        """The store's `whsec_...` secrets for this sender."""
+        return [s.get_secret_value() for s in store.standard_webhook_secrets]
 
     def resolve(
         self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
     ) -> StoreConfig | None:
-        return only_store(stores, hint, lambda s: bool(s.standard_webhook_secrets))
+        return only_store(stores, hint, lambda s: bool(self.secrets(s)))
 
     def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
         now = self._clock()
-        return any(
-            signature_ok(s.get_secret_value(), body, headers, now)
-            for s in store.standard_webhook_secrets
-        )
+        return any(signature_ok(s, body, headers, now) for s in self.secrets(store))
 
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
