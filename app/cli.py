@@ -103,19 +103,43 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_resync(args: argparse.Namespace) -> int:
-    print("resync needs the store backfill (Admin API) which is not built yet; "
-          "see the README's 'Not yet' section", file=sys.stderr)
-    return 2
+    """Backfill: read the store's whole catalog through its API and sync what differs."""
+    from app.platforms.catalog import has_catalog_api
+    from app.platforms.fetch import StoreFetchError
+    from workers.reconcile import reconcile
+
+    rt = _runtime()
+    stores = [args.store] if args.store else list(rt.settings.stores)
+    rc = 0
+    for sid in stores:
+        store = rt.settings.stores.get(sid)
+        if store is None or not has_catalog_api(store):
+            print(f"{sid}: no store API configured (SHOPIFY_ADMIN_TOKEN, WOOCOMMERCE_CONSUMER_"
+                  "KEY/SECRET or BIGCOMMERCE_STORE_HASH/ACCESS_TOKEN)", file=sys.stderr)
+            rc = 2
+            continue
+        try:
+            counts = reconcile(rt, sid, delete_missing=args.delete_missing)
+        except StoreFetchError as e:
+            print(f"{sid}: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        print(f"{sid}: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return rc
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
+    import threading
 
     from workers.celery_app import celery
     from workers.dispatch import Dispatcher
+    from workers.reconcile import run_periodic
 
     d = Dispatcher(celery.runtime, celery)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
+    threading.Thread(target=run_periodic, args=(celery.runtime, d.stop_event),
+                     daemon=True, name="reconcile").start()
     with contextlib.suppress(KeyboardInterrupt):
         d.run()
     return 0
@@ -222,8 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--store", help="default: every store")
     q.set_defaults(func=cmd_dlq)
 
-    r = sub.add_parser("resync", help="re-send a store's catalog (needs the backfill)")
-    r.add_argument("--store")
+    r = sub.add_parser("resync", help="backfill: read the store catalog, sync what differs")
+    r.add_argument("--store", help="default: every store")
+    r.add_argument("--delete-missing", action="store_true",
+                   help="also delete Personyze rows whose internal_id the store does not list")
     r.set_defaults(func=cmd_resync)
 
     sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")

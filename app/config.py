@@ -86,6 +86,7 @@ class StoreConfig(BaseModel):
     shopify_shop_domain: str | None = None
     shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
     shopify_admin_token: SecretStr | None = None
+    shopify_admin_api_url: str | None = None  # default https://{shop domain}
     storefront_domain: str | None = None
     woocommerce_url: str | None = None
     woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
@@ -119,6 +120,19 @@ class StoreConfig(BaseModel):
     @classmethod
     def _bc_url(cls, v: str) -> str:
         return check_https_url(v, "BIGCOMMERCE_API_URL")
+
+    @field_validator("shopify_admin_api_url")
+    @classmethod
+    def _shopify_url(cls, v: str | None) -> str | None:
+        return None if v is None else check_https_url(v, "SHOPIFY_ADMIN_API_URL")
+
+    @property
+    def shopify_api(self) -> str | None:
+        """Base URL of the Admin API when backfill is configured, else None."""
+        if not (self.shopify_admin_token and (self.shopify_admin_api_url
+                                              or self.shopify_shop_domain)):
+            return None
+        return self.shopify_admin_api_url or f"https://{self.shopify_shop_domain}"
 
     @property
     def bigcommerce_api(self) -> bool:
@@ -168,6 +182,7 @@ class Settings(BaseSettings):
     shopify_webhook_secret: SecretStr | None = None
     shopify_shop_domain: str | None = None
     shopify_admin_token: SecretStr | None = None
+    shopify_admin_api_url: str | None = None
     storefront_domain: str | None = None
     woocommerce_webhook_secret: SecretStr | None = None
     woocommerce_url: str | None = None
@@ -195,6 +210,7 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     auth_pause_seconds: float = Field(default=300.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=6 * 3600, ge=0)
     product_cooldown_seconds: float = Field(default=1.0, ge=0)
     sweep_batch: int = Field(default=200, gt=0)
     wake_from_web: bool = False
@@ -227,6 +243,7 @@ class Settings(BaseSettings):
             shopify_shop_domain=self.shopify_shop_domain,
             shopify_webhook_secrets=_split_secrets(_raw(self.shopify_webhook_secret)),
             shopify_admin_token=self.shopify_admin_token,
+            shopify_admin_api_url=self.shopify_admin_api_url,
             storefront_domain=self.storefront_domain,
             woocommerce_url=self.woocommerce_url,
             woocommerce_webhook_secrets=_split_secrets(_raw(self.woocommerce_webhook_secret)),

@@ -1,6 +1,8 @@
 """Minimal store REST APIs for tests (the external systems the worker refetches products
-from): WooCommerce `GET /wp-json/wc/v3/products/<id>` with Basic auth, BigCommerce
-`GET /stores/<hash>/v3/catalog/products/<id>` with `X-Auth-Token`."""
+from and reconciliation lists): WooCommerce `/wp-json/wc/v3/products[/<id>]` with Basic auth
+(page/per_page), BigCommerce `/stores/<hash>/v3/catalog/products[/<id>]` with `X-Auth-Token`
+(page/limit, meta.pagination), Shopify `/admin/api/<v>/products.json` with
+`X-Shopify-Access-Token` (limit, Link header cursor)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 KEY, SECRET = "ck_test", "cs_test"
 BC_HASH, BC_TOKEN = "abc123", "bc-token-test"
@@ -18,7 +21,7 @@ class FakeStoreAPI:
     """Serves `products[id]` under `prefix`; `status` forces an answer (500, 401, ...)."""
 
     def __init__(self, prefix: str, auth_header: str, auth_value: str,
-                 wrap: bool = False) -> None:
+                 wrap: bool = False, list_style: str = "woo") -> None:
         self.products: dict[int, dict[str, Any]] = {}
         self.status: int | None = None
         self.requests: list[str] = []
@@ -31,6 +34,7 @@ class FakeStoreAPI:
             def do_GET(self) -> None:
                 fake.requests.append(self.path)
                 path = self.path.split("?", 1)[0]
+                extra: dict[str, str] = {}
                 status, body = 404, {"code": "not_found"}
                 if self.headers.get(auth_header) != auth_value:
                     status, body = 401, {"code": "unauthorized"}
@@ -40,16 +44,43 @@ class FakeStoreAPI:
                     p = fake.products.get(int(path[len(prefix):]))
                     if p is not None:
                         status, body = 200, ({"data": p} if wrap else p)
+                elif path.rstrip("/") + "/" == prefix or path.endswith("/products.json"):
+                    status, body, link = 200, *fake.listing(self.path)
+                    if link:
+                        extra["Link"] = link
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for k, v in extra.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
+        self.list_style = list_style
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def listing(self, raw_path: str) -> tuple[Any, str | None]:
+        """One page of the product list, in the platform's own pagination style."""
+        q = {k: v[0] for k, v in parse_qs(urlsplit(raw_path).query).items()}
+        items = [self.products[k] for k in sorted(self.products)]
+        if self.list_style == "shopify":
+            size, start = int(q.get("limit", 50)), int(q.get("page_info", 0))
+            page = items[start:start + size]
+            nxt = None
+            if start + size < len(items):
+                base = raw_path.split("?", 1)[0]
+                nxt = f'<{self.url}{base}?limit={size}&page_info={start + size}>; rel="next"'
+            return {"products": page}, nxt
+        size = int(q.get("per_page", q.get("limit", 10)))
+        n = int(q.get("page", 1))
+        page = items[(n - 1) * size:n * size]
+        if self.list_style == "bigcommerce":
+            pages = max(1, -(-len(items) // size))
+            return {"data": page, "meta": {"pagination": {"total_pages": pages}}}, None
+        return page, None
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -63,4 +94,12 @@ def fake_woo() -> FakeStoreAPI:
 
 def fake_bigcommerce() -> FakeStoreAPI:
     return FakeStoreAPI(f"/stores/{BC_HASH}/v3/catalog/products/", "X-Auth-Token", BC_TOKEN,
-                        wrap=True)
+                        wrap=True, list_style="bigcommerce")
+
+
+SHOPIFY_TOKEN = "shpat_test_token"
+
+
+def fake_shopify() -> FakeStoreAPI:
+    return FakeStoreAPI("/admin/api/2025-01/products/", "X-Shopify-Access-Token",
+                        SHOPIFY_TOKEN, list_style="shopify")

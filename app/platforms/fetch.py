@@ -24,8 +24,8 @@ class StoreFetchError(Exception):
         self.permanent = permanent
 
 
-def get_json(session: requests.Session, url: str, what: str) -> dict[str, Any] | None:
-    """GET a JSON object; None for 404. Errors never carry the credentials."""
+def get(session: requests.Session, url: str, what: str) -> tuple[Any, requests.Response] | None:
+    """GET JSON; None for 404. Errors never carry the credentials."""
     try:
         resp = session.get(url, timeout=(3.05, 15.0))
     except requests.RequestException as e:
@@ -37,12 +37,19 @@ def get_json(session: requests.Session, url: str, what: str) -> dict[str, Any] |
     if resp.status_code != 200:
         raise StoreFetchError(f"{what} answered {resp.status_code}")
     try:
-        data = resp.json()
+        return resp.json(), resp
     except ValueError:
         raise StoreFetchError(f"{what} answered malformed JSON", permanent=True) from None
-    if not isinstance(data, dict):
+
+
+def get_json(session: requests.Session, url: str, what: str) -> dict[str, Any] | None:
+    """GET a JSON object; None for 404."""
+    got = get(session, url, what)
+    if got is None:
+        return None
+    if not isinstance(got[0], dict):
         raise StoreFetchError(f"{what} answered a non-object", permanent=True)
-    return data
+    return got[0]
 
 
 def _normalized(normalize: Callable[[dict[str, Any], str], Product], data: dict[str, Any],
@@ -54,14 +61,33 @@ def _normalized(normalize: Callable[[dict[str, Any], str], Product], data: dict[
                               permanent=True) from None
 
 
-def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
-    from app.platforms.woocommerce import normalize
-
+def woocommerce_session(store: StoreConfig) -> requests.Session:
     session = requests.Session()
     session.auth = (
         store.woocommerce_consumer_key.get_secret_value(),  # type: ignore[union-attr]
         store.woocommerce_consumer_secret.get_secret_value(),  # type: ignore[union-attr]
     )
+    return session
+
+
+def bigcommerce_session(store: StoreConfig) -> requests.Session:
+    session = requests.Session()
+    token = store.bigcommerce_access_token.get_secret_value()  # type: ignore[union-attr]
+    session.headers.update({"X-Auth-Token": token, "Accept": "application/json"})
+    return session
+
+
+def shopify_session(store: StoreConfig) -> requests.Session:
+    session = requests.Session()
+    token = store.shopify_admin_token.get_secret_value()  # type: ignore[union-attr]
+    session.headers.update({"X-Shopify-Access-Token": token, "Accept": "application/json"})
+    return session
+
+
+def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
+    from app.platforms.woocommerce import normalize
+
+    session = woocommerce_session(store)
     base = f"{store.woocommerce_url}/wp-json/wc/v3/products"
 
     def fetch(pid: str) -> Product | None:
@@ -76,9 +102,7 @@ def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
 def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
     from app.platforms.bigcommerce import normalize
 
-    session = requests.Session()
-    session.headers["X-Auth-Token"] = store.bigcommerce_access_token.get_secret_value()  # type: ignore[union-attr]
-    session.headers["Accept"] = "application/json"
+    session = bigcommerce_session(store)
     base = f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}/v3/catalog/products"
 
     def fetch(pid: str) -> Product | None:

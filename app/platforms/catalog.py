@@ -1,0 +1,99 @@
+"""Whole-catalog reads from the stores' APIs, for backfill and periodic reconciliation.
+
+Webhooks get lost (WooCommerce never retries, Shopify and BigCommerce give up after hours
+and may remove the subscription), so every platform advises a periodic re-read. Each list
+page already carries full products, so a pass costs one API call per page, not per product;
+the products go through the same ingest step as webhooks (latest wins, unchanged content is
+not written)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from app.config import StoreConfig
+from app.core.model import Product, parse_time, product_id
+from app.platforms.fetch import (
+    StoreFetchError,
+    bigcommerce_session,
+    get,
+    shopify_session,
+    woocommerce_session,
+)
+
+SHOPIFY_API_VERSION = "2025-01"
+Listed = tuple[str, Product, int]  # platform, product, version (us)
+
+
+def _page(got: tuple[Any, Any] | None, what: str) -> tuple[Any, Any]:
+    if got is None:
+        raise StoreFetchError(f"{what} product list not found", permanent=True)
+    return got
+
+
+def shopify_products(store: StoreConfig, page_size: int = 250) -> Iterator[Listed]:
+    from app.platforms.shopify import normalize
+
+    session = shopify_session(store)
+    url: str | None = (f"{store.shopify_api}/admin/api/{SHOPIFY_API_VERSION}/products.json"
+                       f"?limit={page_size}")
+    while url:
+        data, resp = _page(get(session, url, "Shopify"), "Shopify")
+        for p in data.get("products", []) if isinstance(data, dict) else []:
+            pid = product_id(p.get("id"), numeric=True)
+            yield "shopify", normalize(p, pid), parse_time(p.get("updated_at"), "updated_at")
+        url = resp.links.get("next", {}).get("url")  # cursor pagination via Link headers
+
+
+def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[Listed]:
+    from app.platforms.woocommerce import normalize
+
+    session = woocommerce_session(store)
+    page = 1
+    while True:
+        url = f"{store.woocommerce_url}/wp-json/wc/v3/products?per_page={page_size}&page={page}"
+        data, _ = _page(get(session, url, "WooCommerce"), "WooCommerce")
+        items = data if isinstance(data, list) else []
+        for p in items:
+            pid = product_id(p.get("id"), numeric=True)
+            version = parse_time(p.get("date_modified_gmt"), "date_modified_gmt")
+            yield "woocommerce", normalize(p, pid), version
+        if len(items) < page_size:
+            return
+        page += 1
+
+
+def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[Listed]:
+    from app.platforms.bigcommerce import normalize
+
+    session = bigcommerce_session(store)
+    base = (f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}"
+            "/v3/catalog/products")
+    page = 1
+    while True:
+        url = f"{base}?limit={page_size}&page={page}&include=variants,images"
+        data, _ = _page(get(session, url, "BigCommerce"), "BigCommerce")
+        items = data.get("data", []) if isinstance(data, dict) else []
+        for p in items:
+            pid = product_id(p.get("id"), numeric=True)
+            yield "bigcommerce", normalize(p, pid), parse_time(p.get("date_modified"),
+                                                                 "date_modified")
+        pages = (data.get("meta") or {}).get("pagination", {}).get("total_pages", page)
+        if page >= pages or not items:
+            return
+        page += 1
+
+
+def store_products(store: StoreConfig, page_size: int | None = None) -> Iterator[Listed]:
+    """Every product of every platform this store has API access to."""
+    kw = {"page_size": page_size} if page_size else {}
+    if store.shopify_api:
+        yield from shopify_products(store, **kw)
+    if store.woocommerce_api:
+        yield from woocommerce_products(store, **kw)
+    if store.bigcommerce_api:
+        yield from bigcommerce_products(store, **kw)
+
+
+def has_catalog_api(store: StoreConfig) -> bool:
+    return bool(store.shopify_api or store.woocommerce_api or store.bigcommerce_api)

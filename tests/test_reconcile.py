@@ -1,0 +1,147 @@
+"""Backfill and periodic reconciliation against store APIs (test doubles) and the sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from app import create_app, runtime
+from app.core.state import ledger_balance
+from app.personyze import PersonyzeClient
+from tests.fake_stores import (
+    BC_HASH,
+    BC_TOKEN,
+    KEY,
+    SECRET,
+    SHOPIFY_TOKEN,
+    fake_bigcommerce,
+    fake_shopify,
+    fake_woo,
+)
+from tests.servers import ROOT, settings_env
+from tests.support import shopify_product, shopify_request, woo_product
+from workers.reconcile import reconcile, run_periodic
+from workers.sync import Syncer
+
+
+@pytest.fixture
+def shop():
+    s = fake_shopify()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def rt(make_settings, sandbox, shop):
+    return runtime.build(make_settings(personyze_base_url=sandbox.url,
+                                       shopify_admin_token=SHOPIFY_TOKEN,
+                                       shopify_admin_api_url=shop.url))
+
+
+def sync_all(rt):
+    s = Syncer(rt.settings, rt.state)
+    for pid, _ in rt.redis.zrange(rt.state.keys.due("default"), 0, -1, withscores=True):
+        s.run("default", pid.decode())
+
+
+def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
+    for i in range(1, 6):
+        shop.products[i] = shopify_product(pid=i, at=i, title=f"p{i}")
+    counts = reconcile(rt, "default", page_size=2)
+    assert counts["listed"] == 5 and counts["accepted_wake"] == 5
+    assert sum("page_info" in r for r in shop.requests) == 2  # three pages
+    sync_all(rt)
+    assert sorted(r["title"] for r in sandbox.rows("products")) == [f"p{i}" for i in range(1, 6)]
+
+    writes = len(sandbox.request_log)
+    again = reconcile(rt, "default")  # a second pass changes nothing
+    assert again.get("duplicate", 0) + again.get("stale", 0) == 5
+    sync_all(rt)
+    assert len(sandbox.request_log) == writes
+    assert ledger_balance(rt.state.ledger("default")) == 0
+
+
+def test_reconcile_repairs_a_lost_webhook(rt, shop, sandbox):
+    web = create_app(rt.settings).test_client()
+    body, headers = shopify_request(shopify_product(pid=1, at=1, price="10.00"))
+    web.post("/webhooks/shopify", data=body, headers=headers)
+    sync_all(rt)
+    shop.products[1] = shopify_product(pid=1, at=50, price="12.00")  # its webhook never came
+    assert reconcile(rt, "default")["accepted_wake"] == 1
+    sync_all(rt)
+    assert sandbox.rows("products")[0]["sale_price"] == "12.00"
+
+
+def test_delete_missing_is_opt_in(rt, shop, sandbox):
+    shop.products[1] = shopify_product(pid=1, at=1)
+    with PersonyzeClient(sandbox.api_key, sandbox.url) as c:
+        c.product_upsert({"internal_id": "999", "title": "gone from the store"})
+    reconcile(rt, "default")
+    sync_all(rt)
+    assert {r["internal_id"] for r in sandbox.rows("products")} == {"1", "999"}
+    assert reconcile(rt, "default", delete_missing=True)["deleted_missing"] == 1
+    sync_all(rt)
+    assert {r["internal_id"] for r in sandbox.rows("products")} == {"1"}
+    assert ledger_balance(rt.state.ledger("default")) == 0
+
+
+def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
+    woo, bc = fake_woo(), fake_bigcommerce()
+    try:
+        for i in range(1, 4):
+            woo.products[i] = woo_product(pid=i, at=i)
+            bc.products[100 + i] = {"id": 100 + i, "name": f"bc{i}", "price": 5,
+                                    "date_modified": "2026-01-01T00:00:00+00:00"}
+        settings = make_settings(
+            personyze_base_url=sandbox.url, woocommerce_url=woo.url,
+            woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET,
+            bigcommerce_store_hash=BC_HASH, bigcommerce_access_token=BC_TOKEN,
+            bigcommerce_api_url=bc.url)
+        rt = runtime.build(settings)
+        assert reconcile(rt, "default", page_size=2)["listed"] == 6
+        sync_all(rt)
+        assert len(sandbox.rows("products")) == 6
+    finally:
+        woo.stop()
+        bc.stop()
+
+
+def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settings, sandbox,
+                                                                       shop):
+    settings = make_settings(personyze_base_url=sandbox.url, shopify_admin_token=SHOPIFY_TOKEN,
+                             shopify_admin_api_url=shop.url, reconcile_interval_seconds=3600)
+    shop.products[1] = shopify_product(pid=1, at=1)
+    rt = runtime.build(settings)
+    stop = threading.Event()
+    threads = [threading.Thread(target=run_periodic, args=(rt, stop)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        from tests.servers import eventually
+
+        eventually(lambda: rt.state.ledger("default")["received"] >= 1, timeout=10)
+        assert len([r for r in shop.requests if "products.json" in r]) == 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    assert rt.state.ledger("default")["received"] == 1
+
+
+def test_resync_command(make_settings, sandbox, shop):
+    cli = str(Path(sys.executable).parent / "personyze-sync")
+    settings = make_settings(personyze_base_url=sandbox.url)
+    p = subprocess.run([cli, "resync"], env=settings_env(settings), cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "no store API configured" in p.stderr
+    shop.products[7] = shopify_product(pid=7)
+    env = dict(settings_env(settings), SHOPIFY_ADMIN_TOKEN=SHOPIFY_TOKEN,
+               SHOPIFY_ADMIN_API_URL=shop.url)
+    p = subprocess.run([cli, "resync"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "accepted_wake=1" in p.stdout and "listed=1" in p.stdout
+    assert SHOPIFY_TOKEN not in p.stdout + p.stderr

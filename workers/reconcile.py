@@ -1,0 +1,78 @@
+"""Backfill and periodic reconciliation: re-read each store's catalog through its API and
+feed it through the same ingest step as webhooks.
+
+Repairs what lost webhooks left behind: a product whose listed version is newer than what
+Personyze has is written; an equal or older one is counted stale and costs nothing more.
+With `delete_missing`, rows in Personyze whose internal_id the store no longer lists are
+deleted (opt-in: the Personyze catalog may hold rows from other sources)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import redis
+import structlog
+
+from app.core.model import Event
+from app.personyze import PersonyzeClient
+from app.platforms.catalog import has_catalog_api, store_products
+from app.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
+              page_size: int | None = None) -> dict[str, int]:
+    """One pass over one store; returns how the listed products were recorded."""
+    store = rt.settings.stores[store_id]
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    keep_raw = bool(store.mapping.add)
+    for platform, product, version in store_products(store, page_size):
+        seen.add(product.id)
+        ev = Event(store.id, platform, "reconcile", product.id, version, "upsert",
+                   f"reconcile|{platform}|{product.id}|{version}", product)
+        counts[rt.state.record(ev, keep_raw=keep_raw).name.lower()] += 1
+    counts["listed"] = len(seen)
+    if delete_missing and seen:
+        run = uuid.uuid4().hex
+        now = int(time.time() * 1_000_000)
+        acct = store.personyze
+        key = acct.api_key.get_secret_value() if acct.api_key else ""
+        with PersonyzeClient(key, acct.base_url) as client:
+            for row in client.iter_all("products", columns=["internal_id"],
+                                       order_by="internal_id"):
+                iid = str(row.get("internal_id") or "")
+                if iid and iid not in seen:
+                    ev = Event(store.id, "reconcile", "reconcile", iid, now, "delete",
+                               f"reconcile-delete|{run}|{iid}")
+                    rt.state.record(ev)
+                    counts["deleted_missing"] += 1
+    log.info("reconciled", store=store_id, **counts)
+    return dict(counts)
+
+
+def run_periodic(rt: Runtime, stop: threading.Event) -> None:
+    """The scheduler's reconciliation loop: every RECONCILE_INTERVAL_SECONDS per store, taken
+    by one scheduler only (a Redis lock that lasts the interval)."""
+    interval = rt.settings.reconcile_interval_seconds
+    if not interval:
+        return
+    stores = [s for s in rt.settings.stores.values() if has_catalog_api(s)]
+    while not stop.is_set():
+        for store in stores:
+            lock = f"{rt.settings.key_prefix}:{{{store.id}}}:reconcile-lock"
+            try:
+                if rt.redis.set(lock, "1", nx=True, ex=int(interval)):
+                    reconcile(rt, store.id)
+            except redis.RedisError as e:
+                log.warning("reconcile_redis_error", store=store.id, error=type(e).__name__)
+            except Exception:  # noqa: BLE001 - report, and try again next interval
+                import sentry_sdk
+
+                log.exception("reconcile_failed", store=store.id)
+                sentry_sdk.capture_exception()
+        stop.wait(min(60.0, interval))
