@@ -12,7 +12,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from app.config import StoreConfig
-from app.core.model import Event
+from app.core.model import BadPayload, Event, obj, parse_json
 
 
 @dataclass(slots=True, frozen=True)
@@ -38,6 +38,15 @@ class Adapter(Protocol):
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
         """The event (raises BadPayload on a malformed body)."""
+
+
+def body_kind(body: bytes, field: str, kinds: Mapping[str, str]) -> tuple[dict, str | None]:
+    """The JSON object body and the kind its `field` names (None: not a topic we handle)."""
+    payload = obj(parse_json(body), "body")
+    value = payload.get(field)
+    if not isinstance(value, str):
+        raise BadPayload(f"{field} must be a string")
+    return payload, kinds.get(value)
 
 
 def hmac_b64_matches(body: bytes, signature: str | None, secrets: Iterable[SecretStr]) -> bool:

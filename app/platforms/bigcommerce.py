@@ -16,11 +16,10 @@ from app.core.model import (
     integer,
     money,
     obj,
-    parse_json,
     product_id,
     text,
 )
-from app.platforms.base import Ignore
+from app.platforms.base import Ignore, body_kind
 from app.platforms.standard import StandardWebhooks
 from app.platforms.standard import header as sw_header
 
@@ -45,11 +44,8 @@ class BigCommerce(StandardWebhooks):
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
-        payload = obj(parse_json(body), "body")
-        scope = payload.get("scope")
-        if not isinstance(scope, str):
-            raise BadPayload("scope must be a string")
-        kind = SCOPES.get(scope)
+        payload, kind = body_kind(body, "scope", SCOPES)
+        scope = payload["scope"]
         if kind is None:
             return Ignore("topic")
         data = obj(payload.get("data"), "data")

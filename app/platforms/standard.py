@@ -18,12 +18,11 @@ from app.core.model import (
     integer,
     money,
     obj,
-    parse_json,
     parse_time,
     product_id,
     text,
 )
-from app.platforms.base import Ignore, only_store
+from app.platforms.base import Ignore, body_kind, only_store
 
 TOLERANCE_SECONDS = 300
 TYPES = {"product.created": "upsert", "product.updated": "upsert", "product.deleted": "delete"}
@@ -77,11 +76,7 @@ class StandardWebhooks:
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
-        payload = obj(parse_json(body), "body")
-        type_ = payload.get("type")
-        if not isinstance(type_, str):
-            raise BadPayload("type must be a string")
-        kind = TYPES.get(type_)
+        payload, kind = body_kind(body, "type", TYPES)
         if kind is None:
             return Ignore("topic")
         data = obj(payload.get("data"), "data")
