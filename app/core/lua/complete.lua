@@ -32,8 +32,9 @@ if pv then
   local at = tonumber(redis.call('HGET', KEYS[1], 'cool')) or now
   redis.call('ZADD', KEYS[3], math.max(now, at), ARGV[6])
   if ARGV[8] == '1' then
-    redis.call('RPUSH', KEYS[5], ARGV[7])
-    redis.call('LTRIM', KEYS[5], -1000, -1)
+    if redis.call('RPUSH', KEYS[5], ARGV[7]) > 1000 then
+      redis.call('LTRIM', KEYS[5], -1000, -1)
+    end
   end
   return 1
 end

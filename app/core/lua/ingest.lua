@@ -31,8 +31,11 @@ if dv then
     redis.call('HINCRBY', ledger, 'coalesced', 1)
   end
 end
-redis.call('HSET', KEYS[2], 'pv', ARGV[2], 'pk', ARGV[3], 'pd', ARGV[4], 'pt', ARGV[5], 'att', 0)
-redis.call('HDEL', KEYS[2], 'ff', 'errs')
+redis.call('HSET', KEYS[2], 'pv', ARGV[2], 'pk', ARGV[3], 'pd', ARGV[4], 'pt', ARGV[5])
+if pv then
+  -- a new version gets a fresh retry budget (only a pending key can have used some)
+  redis.call('HDEL', KEYS[2], 'att', 'ff', 'errs')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local at = now + tonumber(ARGV[6])
@@ -42,8 +45,9 @@ if cool and cool > at then
 end
 if redis.call('ZADD', KEYS[3], 'NX', at, ARGV[7]) == 1 then
   if ARGV[9] == '1' then
-    redis.call('RPUSH', KEYS[6], ARGV[8])
-    redis.call('LTRIM', KEYS[6], -1000, -1)
+    if redis.call('RPUSH', KEYS[6], ARGV[8]) > 1000 then
+      redis.call('LTRIM', KEYS[6], -1000, -1)
+    end
   end
   return 2
 end

@@ -21,7 +21,8 @@ redis.call('HINCRBY', KEYS[3], 'pending', 1)
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[1])
 if ARGV[3] == '1' then
-  redis.call('RPUSH', KEYS[5], ARGV[2])
-  redis.call('LTRIM', KEYS[5], -1000, -1)
+  if redis.call('RPUSH', KEYS[5], ARGV[2]) > 1000 then
+    redis.call('LTRIM', KEYS[5], -1000, -1)
+  end
 end
 return 1
