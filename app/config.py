@@ -8,16 +8,16 @@ of surfacing as a 401 hours later. Secrets are `SecretStr`: they never print.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.personyze.client import check_base_url
 
 PERSONYZE_API_URL = "https://app.personyze.com/rest"
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
@@ -28,24 +28,14 @@ class ConfigError(Exception):
     """A configuration problem, phrased for the operator (never includes a secret's value)."""
 
 
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_https_url(url: str, name: str = "PERSONYZE_BASE_URL") -> str:
     """Credentials only travel over TLS (Personyze answers plain HTTP with 401); only
     loopback hosts (the sandbox, test doubles) may be plain."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
-        return url.rstrip("/")
-    raise ValueError(f"{name} must be https:// (plain http only for loopback hosts)")
+    try:
+        return check_base_url(url)
+    except ValueError:
+        raise ValueError(f"{name} must be https:// (plain http only for loopback hosts), "
+                         "without credentials in it") from None
 
 
 class PersonyzeAccount(BaseModel):
