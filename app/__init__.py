@@ -17,15 +17,23 @@ from app.observability import init_sentry
 def create_app(settings: Settings | None = None) -> Flask:
     rt = runtime.build(settings)
     configure_logging(rt.settings.log_level)
-    init_sentry(rt.settings, "web")
+    sentry = init_sentry(rt.settings, "web")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = rt.settings.max_body_bytes
     app.extensions["personyze_sync"] = rt
 
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
     from app.web import admin, health, metrics, webhooks
 
-    for bp in (webhooks.bp, health.bp, metrics.bp, admin.bp):
+    for bp in (health.bp, metrics.bp, admin.bp):
         app.register_blueprint(bp)
+    hooks = webhooks.WebhookApp(rt)
+    if sentry:
+        from sentry_sdk.integrations.wsgi import SentryWsgiMiddleware
+
+        hooks = SentryWsgiMiddleware(hooks)
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/webhooks": hooks})  # type: ignore[method-assign]
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

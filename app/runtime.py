@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import redis
@@ -41,6 +42,13 @@ class Runtime:
     @property
     def broker_url(self) -> str:
         return self.settings.broker_url or self.url
+
+    @cached_property
+    def celery(self):
+        """A Celery app on this runtime, for publishing wake-ups from the web process."""
+        from workers.celery_app import make_celery
+
+        return make_celery(self)
 
 
 def build(settings: Settings | None = None) -> Runtime:

@@ -6,6 +6,7 @@ import json
 import string
 from pathlib import Path
 
+import pytest
 import redis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -141,3 +142,18 @@ def test_fuzz_bigcommerce_signed_garbage(make_settings, r, prefix, payload):
     resp = app.test_client().post("/webhooks/bigcommerce", data=body, headers=headers)
     assert resp.status_code in ALLOWED
     assert_consistent(app.extensions["personyze_sync"].state, r, prefix)
+
+
+@pytest.mark.parametrize("path,method,status", [
+    ("/webhooks/magento", "POST", 404),
+    ("/webhooks/shopify/a/b", "POST", 404),
+    ("/webhooks/shopify/", "POST", 401),  # the platform's own endpoint: unsigned
+    ("/webhooks/shopify", "GET", 405),
+    ("/webhooks/standard/nostore", "POST", 401),
+])
+def test_routing_answers_are_json_and_never_500(app, path, method, status):
+    resp = app.test_client().open(path, method=method, data=b"{}")
+    assert resp.status_code == status
+    assert resp.is_json and resp.json["status"]
+    if status == 405:
+        assert resp.headers["Allow"] == "POST"
