@@ -229,7 +229,7 @@ def profile(settings, n: int) -> None:
 
 def _profile(settings, n: int) -> None:
     import orjson
-    from flask import request
+    from werkzeug.wrappers import Request
 
     from app import create_app
     from app.core.model import Product, parse_json, parse_time
@@ -262,11 +262,11 @@ def _profile(settings, n: int) -> None:
 
     # Whole requests of the app and the bare app, and the view's steps timed one by one with
     # the functions app/web/webhooks.receive calls, all interleaved so they share the
-    # machine's noise; "rest" is Flask's routing, dispatch and finalizing.
+    # machine's noise; "rest" is the mount dispatch and the WSGI response.
     orig_to_json = Product.to_json
     variants = {"app": app, "bare": bare}
     whole = dict.fromkeys(variants, 0.0)
-    steps = dict.fromkeys(("request context push + pop", "read_body", "adapter.resolve",
+    steps = dict.fromkeys(("werkzeug Request wrapper", "read_body", "adapter.resolve",
                            "adapter.verify (HMAC-SHA256)", "adapter.parse (JSON, normalize)",
                            "State.record: Product.to_json", "State.record: EVALSHA ingest.lua",
                            "_answer (Response, prometheus counter)"), 0.0)
@@ -289,10 +289,9 @@ def _profile(settings, n: int) -> None:
                 continue
             try:
                 t0 = clock()
-                ctx = app.request_context(env)
-                ctx.push()
+                request = Request(env)
                 t1 = clock()
-                body = webhooks.read_body(rt.settings.max_body_bytes)
+                body = webhooks.read_body(request, rt.settings.max_body_bytes)
                 t2 = clock()
                 store = adapter.resolve(rt.settings.stores, request.headers, None)
                 t3 = clock()
@@ -308,7 +307,6 @@ def _profile(settings, n: int) -> None:
                 t7 = clock()
                 webhooks._answer(200, outcome.name.lower(), "shopify")
                 t8 = clock()
-                ctx.pop()
                 t9 = clock()
             except Exception as e:  # noqa: BLE001 - the app changed shape: say so, go on
                 step_error = f"{type(e).__name__}: {e}"
@@ -361,7 +359,7 @@ def _profile(settings, n: int) -> None:
         print(f"  {name:40s} {us:6.0f} us {us / app_us:4.0%}  {notes.get(name, '')}")
     if steps:
         rest = app_us - sum(steps.values())
-        print(f"  {'Flask routing/dispatch/finalize (rest)':40s} {rest:6.0f} us "
+        print(f"  {'dispatch + WSGI response (rest)':40s} {rest:6.0f} us "
               f"{rest / app_us:4.0%}  (a whole bare Flask request: {bare_us:.0f} us)")
 
     # cProfile: who spends the time (tottime), for what the table above does not split
