@@ -210,6 +210,13 @@ class Settings(BaseSettings):
     def _url(cls, v: str) -> str:
         return check_https_url(v)
 
+    @field_validator("admin_token")
+    @classmethod
+    def _admin(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and 0 < len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or unset: admin off)")
+        return v
+
     @field_validator("standard_webhook_secret")
     @classmethod
     def _whsec(cls, v: SecretStr | None) -> SecretStr | None:

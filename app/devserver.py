@@ -88,7 +88,7 @@ Send a signed sample Shopify webhook from another terminal:
   SHOPIFY_WEBHOOK_SECRET={shown} \\
     .venv/bin/personyze-sync send-sample --url {base}
 Then see it land:
-  REDIS_URL={env['REDIS_URL']} .venv/bin/personyze-sync status
+  REDIS_URL={env['REDIS_URL'] if embedded else '$REDIS_URL'} .venv/bin/personyze-sync status
 """, flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

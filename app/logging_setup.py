@@ -44,6 +44,20 @@ def _scrub_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[st
     return scrub(event)
 
 
+class _ScrubFilter(logging.Filter):
+    """Stdlib loggers (Celery, urllib3, requests) bypass structlog: scrub them here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub_text(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            import traceback
+
+            record.msg += "\n" + scrub_text("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        return True
+
+
 _configured = False
 
 
@@ -53,13 +67,15 @@ def configure_logging(level: str = "INFO") -> None:
         return
     _configured = True
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_ScrubFilter())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _scrub_processor,
             structlog.processors.format_exc_info,
+            _scrub_processor,  # after format_exc_info, so tracebacks are scrubbed too
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

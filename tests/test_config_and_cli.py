@@ -170,10 +170,10 @@ def test_sandbox_command_serves_the_documented_curl_examples(tmp_path):
 
 def test_admin_is_off_without_token_and_guarded_with_it(make_settings):
     assert create_app(make_settings()).test_client().get("/admin/status").status_code == 404
-    client = create_app(make_settings(admin_token="t0ken-admin")).test_client()
+    client = create_app(make_settings(admin_token="t0ken-admin-0123456")).test_client()
     assert client.get("/admin/status").status_code == 401
     assert client.get("/admin/status", headers={"Authorization": "Bearer nope"}).status_code == 401
-    ok = client.get("/admin/status", headers={"Authorization": "Bearer t0ken-admin"})
+    ok = client.get("/admin/status", headers={"Authorization": "Bearer t0ken-admin-0123456"})
     assert ok.status_code == 200 and ok.json["default"]["balance"] == 0
 
 
@@ -181,9 +181,9 @@ def test_admin_dlq_replay_and_purge(make_settings, sandbox):
     from app import runtime
     from workers.sync import Syncer
 
-    settings = make_settings(admin_token="tok", personyze_base_url=sandbox.url)
+    settings = make_settings(admin_token="tok-0123456789abcdef", personyze_base_url=sandbox.url)
     client = create_app(settings).test_client()
-    auth = {"Authorization": "Bearer tok"}
+    auth = {"Authorization": "Bearer tok-0123456789abcdef"}
     body, headers = shopify_request(shopify_product(pid=5))
     client.post("/webhooks/shopify", data=body, headers=headers)
     sandbox.faults.update(error_400_rate=1.0)
@@ -241,3 +241,41 @@ def test_sentry_events_carry_no_body_signature_or_key(make_settings):
     text = json.dumps(captured)
     assert captured, "the error reached Sentry"
     assert SANDBOX_KEY not in text and "c2lnbmF0dXJl" not in text
+
+
+def test_empty_admin_token_keeps_admin_off_and_short_one_is_refused(make_settings):
+    client = create_app(make_settings(admin_token="")).test_client()
+    assert client.get("/admin/status").status_code == 404
+    with pytest.raises(ConfigError) as e:
+        make_settings(admin_token="short")
+    assert "ADMIN_TOKEN" in str(e.value) and "short" not in str(e.value).replace("short", "", 0)
+
+
+def test_tracebacks_and_stdlib_logs_are_scrubbed():
+    import io
+    import logging
+
+    import structlog
+
+    from app.logging_setup import _ScrubFilter, configure_logging
+
+    hex_key = "AB12" * 10  # real Personyze keys are 40 hex digits
+    configure_logging("INFO")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(_ScrubFilter())
+    stdlib = logging.getLogger("urllib3.scrubtest")
+    stdlib.addHandler(handler)
+    try:
+        raise RuntimeError(f"https://api:{SANDBOX_KEY}@app.personyze.com failed, key {hex_key}")
+    except RuntimeError as e:
+        stdlib.error("stdlib boom %s", hex_key, exc_info=True)
+        # the structlog chain as configured, run on an event carrying the exception
+        event = {"event": "boom", "exc_info": (type(e), e, e.__traceback__)}
+        for processor in structlog.get_config()["processors"]:
+            event = processor(None, "error", event)
+    finally:
+        stdlib.removeHandler(handler)
+    text = out.getvalue() + str(event)
+    assert "stdlib boom" in text and "Traceback" in text and "boom" in str(event)
+    assert SANDBOX_KEY not in text and hex_key not in text

@@ -157,3 +157,24 @@ def test_routing_answers_are_json_and_never_500(app, path, method, status):
     assert resp.is_json and resp.json["status"]
     if status == 405:
         assert resp.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("ts", ["²", "1" * 5000, "-5", "1.5"])
+def test_odd_standard_timestamps_are_401_not_500(app, ts):
+    body, headers = standard_request(b"{}", STANDARD_SECRET)
+    headers["webhook-timestamp"] = ts
+    assert app.test_client().post("/webhooks/standard", data=body,
+                                  headers=headers).status_code == 401
+
+
+def test_nesting_too_deep_to_store_is_400(make_settings, tmp_path):
+    f = tmp_path / "stores.yaml"
+    f.write_text("stores:\n  - id: s\n    shopify_webhook_secrets: [k]\n"
+                 "    mapping: {add: {custom_1: tags}}\n")
+    app = create_app(make_settings(stores_file=str(f)))
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    body, headers = shopify_request(shopify_product(extra_field=deep), secret="k")
+    resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status_code == 400 and "nested" in resp.json["error"]

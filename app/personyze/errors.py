@@ -7,12 +7,15 @@ and the plain-text body (Personyze errors are text, not JSON) but never credenti
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from email.utils import parsedate_to_datetime
 
 BODY_LIMIT = 500
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A bare number, or a number followed by "second(s)", e.g. "Please retry in 5 seconds".
+_BODY_WAIT = re.compile(r"^(?P<n>\d{1,6}(?:\.\d+)?)$|(?P<n2>\d{1,6}(?:\.\d+)?)\s*sec", re.I)
+MAX_RETRY_AFTER = 3600.0
 
 
 class PersonyzeError(Exception):
@@ -66,12 +69,16 @@ class PersonyzeTransportError(PersonyzeError):
 def parse_retry_after(
     header: str | None, body: str | None, now: float | None = None
 ) -> float | None:
-    """Seconds to wait from a 503: `Retry-After` (seconds or HTTP date), else the first
-    number in the body (Personyze documents "stand by a number of seconds"), else None."""
+    """Seconds to wait from a 503: `Retry-After` (seconds or HTTP date), else a bare number
+    or "N second(s)" in the body (Personyze documents "stand by a number of seconds"), else
+    None. Capped at MAX_RETRY_AFTER: a proxy's "503 Service Unavailable" page or a huge
+    header must not silence an account for days."""
     if header:
         value = header.strip()
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
+            if math.isfinite(seconds):
+                return min(MAX_RETRY_AFTER, max(0.0, seconds))
         except ValueError:
             pass
         try:
@@ -80,9 +87,9 @@ def parse_retry_after(
             when = None
         if when is not None:
             current = time.time() if now is None else now
-            return max(0.0, when.timestamp() - current)
+            return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - current))
     if body:
-        match = _NUMBER.search(body)
+        match = _BODY_WAIT.search(body.strip())
         if match:
-            return float(match.group())
+            return min(MAX_RETRY_AFTER, float(match.group("n") or match.group("n2")))
     return None

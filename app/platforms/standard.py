@@ -36,7 +36,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 def signature_ok(secret: str, body: bytes, headers: Mapping[str, str], now: float) -> bool:
     msg_id, ts, sigs = (header(headers, n) for n in ("id", "timestamp", "signature"))
-    if not (msg_id and ts and sigs) or not ts.isdigit():
+    if not (msg_id and ts and sigs) or not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
         return False
     if abs(now - int(ts)) > TOLERANCE_SECONDS:
         return False

@@ -15,8 +15,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.before_request
 def _auth() -> None:
     token = current_app.extensions["personyze_sync"].settings.admin_token
-    if token is None:
-        abort(404)
+    if token is None or not token.get_secret_value():
+        abort(404)  # an empty ADMIN_TOKEN must not mean "no password"
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
         abort(401)

@@ -97,6 +97,8 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Res
                 rt.state.ignore(store.id)
             return _answer(200, "ignored", platform)
         recorded = rt.state.record(result, now, keep_raw=bool(store.mapping.add))
+    except TypeError:  # orjson.JSONEncodeError: nesting orjson.loads took but dumps refuses
+        return _answer(400, "bad_request", platform, "payload nested too deeply")
     except redis.RedisError as e:
         log.warning("redis_unavailable", platform=platform, error=type(e).__name__)
         return _answer(503, "unavailable", platform)
