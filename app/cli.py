@@ -94,8 +94,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
                 print(json.dumps({"store": sid, "product": pid, "attempts": len(e["errors"]),
                                   "last_error": last}))
         elif args.action == "replay":
-            n = sum(rt.state.dlq_replay(sid, p) for p in pids)
-            print(f"{sid}: replayed {n}")
+            outcomes = [rt.state.dlq_replay(sid, p) for p in pids]
+            print(f"{sid}: replayed {outcomes.count('replayed')}, superseded by a newer "
+                  f"version {outcomes.count('superseded')}")
         else:
             n = sum(rt.state.dlq_purge(sid, p) for p in pids)
             print(f"{sid}: purged {n}")

@@ -194,7 +194,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     dedupe_ttl_seconds: int = Field(default=48 * 3600, gt=0)
     wake_grace_seconds: float = Field(default=10.0, gt=0)
-    lease_seconds: float = Field(default=30.0, gt=0)
+    # Longer than a task may run (task_time_limit 90 s), so a slow call never outlives its
+    # lease and meets a second worker writing the same product.
+    lease_seconds: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=10, gt=0)
     max_retry_age_seconds: float = Field(default=24 * 3600, gt=0)
     backoff_base_seconds: float = Field(default=1.0, gt=0)

@@ -190,7 +190,8 @@ def test_admin_dlq_replay_and_purge(make_settings, sandbox):
     rt = runtime.build(settings)
     assert Syncer(rt.settings, rt.state).run("default", "5") == "dead"
     assert list(client.get("/admin/dlq/default", headers=auth).json) == ["5"]
-    assert client.post("/admin/dlq/default/5/replay", headers=auth).json == {"replayed": ["5"]}
+    assert client.post("/admin/dlq/default/5/replay", headers=auth).json == {"replayed": ["5"],
+                                                                           "superseded": []}
     assert client.get("/admin/dlq/default", headers=auth).json == {}
     assert client.get("/admin/dlq/nostore", headers=auth).status_code == 404
 

@@ -145,3 +145,13 @@ def test_resync_command(make_settings, sandbox, shop):
     assert p.returncode == 0, p.stderr
     assert "accepted_wake=1" in p.stdout and "listed=1" in p.stdout
     assert SHOPIFY_TOKEN not in p.stdout + p.stderr
+
+
+def test_an_unreadable_listed_product_is_counted_and_skipped(rt, shop, sandbox):
+    shop.products[1] = shopify_product(pid=1, at=1)
+    shop.products[2] = shopify_product(pid=2, updated_at="not a time")
+    with PersonyzeClient(sandbox.api_key, sandbox.url) as c:
+        c.product_upsert({"internal_id": "999", "title": "other source"})
+    counts = reconcile(rt, "default", delete_missing=True)
+    assert counts["unparseable"] == 1 and counts["listed"] == 1
+    assert "deleted_missing" not in counts  # an incomplete listing never deletes

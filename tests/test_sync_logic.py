@@ -181,7 +181,7 @@ def test_500s_retry_with_backoff_then_dead_letter(make_settings, sandbox, web):
     assert led["dead"] == 1 and led["pending"] == 0 and ledger_balance(led) == 0
     # replay after Personyze recovers
     sandbox.faults.update(error_500_rate=0.0)
-    assert rt.state.dlq_replay("default", PID)
+    assert rt.state.dlq_replay("default", PID) == "replayed"
     assert s.run("default", PID) == "written"
     led = rt.state.ledger("default")
     assert led["dead"] == 0 and led["written"] == 1 and ledger_balance(led) == 0
@@ -325,3 +325,34 @@ def test_a_row_that_cannot_be_mapped_is_dead_lettered_not_looped(web, syncer, sa
     assert "MappingError" in entry["errors"][-1]["error"]
     assert sandbox.request_log == []
     assert ledger_balance(rt.state.ledger("default")) == 0
+
+
+def test_a_new_version_does_not_wait_out_the_old_ones_backoff(make_settings, sandbox, web):
+    import time as _time
+
+    from app import runtime
+
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, backoff_base_seconds=100,
+                                     backoff_max_seconds=300))
+    s = Syncer(rt.settings, rt.state)
+    send(web, shopify_product(at=1))
+    sandbox.faults.update(error_500_rate=1.0)
+    assert s.run("default", PID) == "retry"
+    sandbox.faults.update(error_500_rate=0.0)
+    send(web, shopify_product(at=2, title="v2"))
+    assert rt.redis.zscore(rt.state.keys.due("default"), PID) <= _time.time() + 1
+    assert s.run("default", PID) == "written"
+    assert sandbox.rows("products")[0]["title"] == "v2"
+
+
+def test_a_worker_that_lost_its_lease_changes_nothing(web, rt):
+    send(web, shopify_product(at=1))
+    old = rt.state.claim("default", PID, "old", 5)
+    rt.redis.delete(rt.state.keys.lease("default", PID))  # its lease ran out
+    new = rt.state.claim("default", PID, "new", 5)
+    assert not isinstance(new, str)
+    before = rt.state.product_state("default", PID)
+    assert rt.state.release("default", PID, old, 60, [{"error": "late"}]) == -2
+    assert rt.state.dead_letter("default", PID, old, []) == "lease_lost"
+    assert rt.state.product_state("default", PID) == before
+    assert rt.state.dlq_list("default") == {}

@@ -13,6 +13,7 @@ import time
 import redis
 import structlog
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from app.core.ratelimit import AccountLimiter
 from app.runtime import Runtime
@@ -73,8 +74,8 @@ class Dispatcher:
                     # (hz 10: every 100 ms), far too coarse for pacing tokens; sleep here.
                     self.stop_event.wait(idle)
                     self.rt.state.drain_kicks()
-            except redis.RedisError as e:
-                log.warning("dispatcher_redis_error", error=type(e).__name__)
+            except (redis.RedisError, OperationalError) as e:  # Redis or a separate broker
+                log.warning("dispatcher_unavailable", error=type(e).__name__)
                 self.stop_event.wait(1.0)
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ deleted (opt-in: the Personyze catalog may hold rows from other sources)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from collections import Counter
 import redis
 import structlog
 
-from app.core.model import Event
+from app.core.model import BadPayload, Event
 from app.personyze import PersonyzeClient
 from app.platforms.catalog import has_catalog_api, store_products
 from app.runtime import Runtime
@@ -31,15 +32,22 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     keep_raw = bool(store.mapping.add)
-    for platform, product, version in store_products(store, page_size):
+    # Deletes carry the pass's start time: a product created while the listing ran (so not
+    # in it) has a newer version and beats the delete.
+    started = int(time.time() * 1_000_000)
+    for item in store_products(store, page_size):
+        if isinstance(item, BadPayload):
+            counts["unparseable"] += 1  # one odd product must not stop the pass
+            continue
+        platform, product, version = item
         seen.add(product.id)
         ev = Event(store.id, platform, "reconcile", product.id, version, "upsert",
                    f"reconcile|{platform}|{product.id}|{version}", product)
         counts[rt.state.record(ev, keep_raw=keep_raw).name.lower()] += 1
     counts["listed"] = len(seen)
-    if delete_missing and seen:
+    if delete_missing and seen and not counts["unparseable"]:
         run = uuid.uuid4().hex
-        now = int(time.time() * 1_000_000)
+        now = started
         acct = store.personyze
         key = acct.api_key.get_secret_value() if acct.api_key else ""
         with PersonyzeClient(key, acct.base_url) as client:
@@ -66,7 +74,7 @@ def run_periodic(rt: Runtime, stop: threading.Event) -> None:
         for store in stores:
             lock = f"{rt.settings.key_prefix}:{{{store.id}}}:reconcile-lock"
             try:
-                if rt.redis.set(lock, "1", nx=True, ex=int(interval)):
+                if rt.redis.set(lock, "1", nx=True, ex=max(1, math.ceil(interval))):
                     reconcile(rt, store.id)
             except redis.RedisError as e:
                 log.warning("reconcile_redis_error", store=store.id, error=type(e).__name__)

@@ -9,7 +9,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import redis
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
 from app.config import Settings, StoreConfig
 from app.core.mapping import DELETED_HASH, map_product, row_hash
@@ -74,6 +76,8 @@ class Syncer:
             row = map_product(product, store) if product is not None and product.is_live else None
         except StoreFetchError as e:
             return self._failed(store, pid, claim, None, e)
+        except (SoftTimeLimitExceeded, redis.RedisError):
+            raise  # infrastructure, not this product: the key is retried after its lease
         except Exception as e:  # noqa: BLE001 - a bug in mapping must not loop forever
             log.exception("mapping_failed", store=store_id, product=pid)
             return self._failed(store, pid, claim, None, MappingError(f"{type(e).__name__}: {e}"))
@@ -147,10 +151,10 @@ class Syncer:
         age = time.time() - (claim.first_failure or time.time())
         permanent = isinstance(e, PersonyzeBadRequest) or getattr(e, "permanent", False)
         if permanent or claim.attempts + 1 >= s.max_attempts or age >= s.max_retry_age_seconds:
-            if self.state.dead_letter(store.id, pid, claim, errors):
+            outcome = self.state.dead_letter(store.id, pid, claim, errors)
+            if outcome == "dead":
                 log.error("dead_lettered", store=store.id, product=pid, error=type(e).__name__)
-                return "dead"
-            return "superseded"
+            return outcome
         delay = backoff(claim.attempts + 1, s.backoff_base_seconds, s.backoff_max_seconds)
         self.state.release(store.id, pid, claim, delay, errors)
         return "retry"

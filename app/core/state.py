@@ -267,8 +267,9 @@ class State:
         )
         return float(res)
 
-    def dead_letter(self, store: str, pid: str, claim: Claim, errors: list[dict[str, Any]]) -> bool:
-        """Move to the DLQ. Returns False when a newer version superseded it meanwhile."""
+    def dead_letter(self, store: str, pid: str, claim: Claim, errors: list[dict[str, Any]]) -> str:
+        """Move to the DLQ: "dead", or "superseded" (a newer version arrived meanwhile), or
+        "lease_lost" (another worker owns the key now)."""
         k = self.keys
         entry = orjson.dumps(
             {
@@ -285,7 +286,7 @@ class State:
                   k.dlq(store)],
             args=[claim.token, claim.version, entry, pid],
         )
-        return int(res) == 0
+        return ("dead", "superseded", "lease_lost")[int(res)]
 
     # -- dispatcher / sweeper ---------------------------------------------------------------
 
@@ -339,13 +340,14 @@ class State:
         raw = self.r.hgetall(self.keys.dlq(store))
         return {pid.decode(): orjson.loads(v) for pid, v in raw.items()}
 
-    def dlq_replay(self, store: str, pid: str) -> bool:
+    def dlq_replay(self, store: str, pid: str) -> str:
+        """"replayed", "superseded" (a newer version is already pending) or "missing"."""
         k = self.keys
         res = self._replay(
             keys=[k.product(store, pid), k.due(store), k.ledger(store), k.dlq(store), k.kick],
             args=[pid, store, self.kick_flag],
         )
-        return int(res) == 1
+        return ("missing", "replayed", "superseded")[int(res)]
 
     def dlq_purge(self, store: str, pid: str) -> bool:
         """Forget a dead entry; the ledger keeps counting it as dead (it was not synced)."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.config import StoreConfig
-from app.core.model import Product, parse_time, product_id
+from app.core.model import BadPayload, Product, parse_time, product_id
 from app.platforms.fetch import (
     StoreFetchError,
     bigcommerce_session,
@@ -22,7 +22,18 @@ from app.platforms.fetch import (
 )
 
 SHOPIFY_API_VERSION = "2025-01"
-Listed = tuple[str, Product, int]  # platform, product, version (us)
+# platform, product, version (us); or the BadPayload of a product that could not be read
+Listed = tuple[str, Product, int] | BadPayload
+
+
+def _item(platform: str, p: Any, normalize, version_field: str) -> Listed:
+    try:
+        if not isinstance(p, dict):
+            raise BadPayload("a listed product is not an object")
+        pid = product_id(p.get("id"), numeric=True)
+        return platform, normalize(p, pid), parse_time(p.get(version_field), version_field)
+    except BadPayload as e:
+        return e
 
 
 def _page(got: tuple[Any, Any] | None, what: str) -> tuple[Any, Any]:
@@ -40,8 +51,7 @@ def shopify_products(store: StoreConfig, page_size: int = 250) -> Iterator[Liste
     while url:
         data, resp = _page(get(session, url, "Shopify"), "Shopify")
         for p in data.get("products", []) if isinstance(data, dict) else []:
-            pid = product_id(p.get("id"), numeric=True)
-            yield "shopify", normalize(p, pid), parse_time(p.get("updated_at"), "updated_at")
+            yield _item("shopify", p, normalize, "updated_at")
         url = resp.links.get("next", {}).get("url")  # cursor pagination via Link headers
 
 
@@ -55,9 +65,7 @@ def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[L
         data, _ = _page(get(session, url, "WooCommerce"), "WooCommerce")
         items = data if isinstance(data, list) else []
         for p in items:
-            pid = product_id(p.get("id"), numeric=True)
-            version = parse_time(p.get("date_modified_gmt"), "date_modified_gmt")
-            yield "woocommerce", normalize(p, pid), version
+            yield _item("woocommerce", p, normalize, "date_modified_gmt")
         if len(items) < page_size:
             return
         page += 1
@@ -75,9 +83,7 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
         data, _ = _page(get(session, url, "BigCommerce"), "BigCommerce")
         items = data.get("data", []) if isinstance(data, dict) else []
         for p in items:
-            pid = product_id(p.get("id"), numeric=True)
-            yield "bigcommerce", normalize(p, pid), parse_time(p.get("date_modified"),
-                                                                 "date_modified")
+            yield _item("bigcommerce", p, normalize, "date_modified")
         pages = (data.get("meta") or {}).get("pagination", {}).get("total_pages", page)
         if page >= pages or not items:
             return

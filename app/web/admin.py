@@ -50,7 +50,9 @@ def dlq_list(store: str):
 def dlq_act(store: str, action: str, pid: str | None = None):
     """Replay (back to pending, fresh retry budget) or purge one entry, or all of them."""
     rt = _store(store)
-    act = rt.state.dlq_replay if action == "replay" else rt.state.dlq_purge
     pids = [pid] if pid else list(rt.state.dlq_list(store))
-    done = "replayed" if action == "replay" else "purged"
-    return jsonify({done: [p for p in pids if act(store, p)]})
+    if action == "purge":
+        return jsonify(purged=[p for p in pids if rt.state.dlq_purge(store, p)])
+    outcomes = {p: rt.state.dlq_replay(store, p) for p in pids}
+    return jsonify(replayed=[p for p, o in outcomes.items() if o == "replayed"],
+                   superseded=[p for p, o in outcomes.items() if o == "superseded"])

@@ -2,11 +2,13 @@
 -- dead-letter store, unless a newer version arrived meanwhile (that one gets its own budget).
 -- KEYS: 1 product hash, 2 lease, 3 due zset, 4 ledger, 5 dlq hash
 -- ARGV: 1 token, 2 version, 3 entry json, 4 product id
--- Returns 0 dead-lettered, 1 superseded (due again at once)
-local pv = redis.call('HGET', KEYS[1], 'pv')
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+-- Returns 0 dead-lettered, 1 superseded (due again at once), 2 lease lost (another worker
+-- owns the key now and decides)
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 2
 end
+redis.call('DEL', KEYS[2])
+local pv = redis.call('HGET', KEYS[1], 'pv')
 if not pv then
   return 1
 end

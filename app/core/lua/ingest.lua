@@ -43,7 +43,9 @@ local cool = tonumber(cur[4])
 if cool and cool > at then
   at = cool
 end
-if redis.call('ZADD', KEYS[3], 'NX', at, ARGV[7]) == 1 then
+-- A fresh key is due now; an already-due one (backing off, or in flight) is brought forward
+-- only, so a new version does not wait out the old version's retry backoff.
+if redis.call('ZADD', KEYS[3], pv and 'LT' or 'NX', 'CH', at, ARGV[7]) == 1 then
   if ARGV[9] == '1' then
     if redis.call('RPUSH', KEYS[6], ARGV[8]) > 1000 then
       redis.call('LTRIM', KEYS[6], -1000, -1)

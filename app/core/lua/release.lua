@@ -3,7 +3,11 @@
 -- will be retried. A newer pending version makes it due at once instead.
 -- KEYS: 1 product hash, 2 lease, 3 due zset
 -- ARGV: 1 token, 2 version, 3 delay s, 4 product id, 5 count attempt? 1|0, 6 errs json
--- Returns the due time it got.
+-- Returns the due time it got, or -2 when the lease is no longer ours (another worker owns the
+-- key now: it decides).
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return '-2'
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local pv = redis.call('HGET', KEYS[1], 'pv')
@@ -22,7 +26,5 @@ else
   end
   redis.call('ZADD', KEYS[3], at, ARGV[4])
 end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
-end
+redis.call('DEL', KEYS[2])
 return tostring(at)

@@ -1,7 +1,7 @@
 -- Put a dead-lettered event back in pending with a fresh retry budget.
 -- KEYS: 1 product hash, 2 due zset, 3 ledger, 4 dlq hash, 5 kick list
 -- ARGV: 1 product id, 2 store, 3 kick? 1|0
--- Returns 1 replayed, 0 no such entry
+-- Returns 1 replayed, 0 no such entry, 2 superseded by a newer pending version
 local raw = redis.call('HGET', KEYS[4], ARGV[1])
 if not raw then
   return 0
@@ -12,7 +12,7 @@ redis.call('HINCRBY', KEYS[3], 'dead', -1)
 if redis.call('HEXISTS', KEYS[1], 'pv') == 1 then
   -- a newer event is already pending: the dead one is superseded
   redis.call('HINCRBY', KEYS[3], 'coalesced', 1)
-  return 1
+  return 2
 end
 redis.call('HSET', KEYS[1], 'pv', e['version'], 'pk', e['kind'], 'pd', e['doc'],
            'pt', e['received_at'], 'att', 0)
