@@ -356,3 +356,26 @@ def test_a_worker_that_lost_its_lease_changes_nothing(web, rt):
     assert rt.state.dead_letter("default", PID, old, []) == "lease_lost"
     assert rt.state.product_state("default", PID) == before
     assert rt.state.dlq_list("default") == {}
+
+
+def test_503_without_a_number_backs_off_exponentially_per_account(make_settings, sandbox, web):
+    from app import runtime
+
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, backoff_base_seconds=1,
+                                     backoff_max_seconds=300))
+    s = Syncer(rt.settings, rt.state)
+    lim = s.limiter(rt.settings.stores["default"])
+    send(web, shopify_product(at=1))
+    sandbox.faults.update(error_503_rate=1.0, retry_after_503=None)
+    for n in range(1, 6):
+        rt.redis.delete(lim.pause_key)
+        rt.redis.zadd(rt.state.keys.due("default"), {PID: 0})
+        assert s.run("default", PID) == "paused"
+        paused = lim.paused_for()
+        assert 0.9 <= paused <= 2 ** (n - 1) + 0.01  # full jitter, at least 1 s
+    assert int(rt.redis.hget(lim.fail_key, "busy")) == 5
+    sandbox.faults.update(error_503_rate=0.0)
+    rt.redis.delete(lim.pause_key)
+    rt.redis.zadd(rt.state.keys.due("default"), {PID: 0})
+    assert s.run("default", PID) == "written"
+    assert not rt.redis.exists(lim.fail_key)  # a success resets the backoff

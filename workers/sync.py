@@ -101,7 +101,7 @@ class Syncer:
         except PersonyzeError as e:
             self.state.note_call(store_id, type(e).__name__, None)
             return self._failed(store, pid, claim, limiter, e)
-        self.state.complete(store_id, pid, claim, content_hash, "written", limiter.auth_key)
+        self.state.complete(store_id, pid, claim, content_hash, "written", limiter.fail_key)
         latency = time.time() - claim.received_at if claim.received_at else None
         self.state.note_call(store_id, "ok", latency)
         return "written"
@@ -132,10 +132,8 @@ class Syncer:
         ]
         if isinstance(e, PersonyzeUnavailable) and limiter is not None:
             # The account's condition, not this product's: pause everyone, keep the budget.
-            wait = e.retry_after
-            if wait is None:
-                wait = backoff(claim.attempts + 1, s.backoff_base_seconds, s.backoff_max_seconds)
-            paused = limiter.pause(max(wait, 0.001))
+            paused = limiter.unavailable(e.retry_after, s.backoff_base_seconds,
+                                         s.backoff_max_seconds)
             self.state.release(store.id, pid, claim, paused)
             return "paused"
         if isinstance(e, PersonyzeAuthError) and limiter is not None:

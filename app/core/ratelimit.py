@@ -39,7 +39,7 @@ class AccountLimiter:
         self.tau = min(self.interval, BURST_TOLERANCE)
         self.tat_key = keys.account(self.account, "tat")
         self.pause_key = keys.account(self.account, "pause")
-        self.auth_key = keys.account(self.account, "authfail")
+        self.fail_key = keys.account(self.account, "failures")
         self._gcra = r.register_script(lua_source("ratelimit"))
         self._pause = r.register_script(lua_source("pause"))
 
@@ -61,16 +61,21 @@ class AccountLimiter:
         """How many requests could go now, without taking any (the dispatcher's admission)."""
         return self._ask(False)
 
-    def pause(self, seconds: float) -> float:
-        """Personyze said 503: nobody calls this account for `seconds`."""
-        secs, _ = self._pause(keys=[self.pause_key, ""], args=[f"{seconds:.3f}", 0, 0])
+    def unavailable(self, retry_after: float | None, base: float, cap: float) -> float:
+        """Personyze said 503: nobody calls this account for the seconds it named, else for
+        an exponential backoff with full jitter over the account's consecutive 503s."""
+        if retry_after is not None:
+            args = ["wait", f"{max(retry_after, 0.001):.3f}", 0, 0]
+        else:
+            args = ["busy", f"{base:.3f}", f"{cap:.3f}", f"{random.random():.6f}"]
+        secs, _ = self._pause(keys=[self.pause_key, self.fail_key], args=args)
         return float(secs)
 
     def auth_failed(self, base: float, cap: float = 3600.0) -> tuple[float, bool]:
         """Personyze said 401: pause, growing with each repeat. True the first time since the
         last success (so it is reported once)."""
         secs, first = self._pause(
-            keys=[self.pause_key, self.auth_key], args=[0, f"{base:.3f}", f"{cap:.3f}"]
+            keys=[self.pause_key, self.fail_key], args=["auth", f"{base:.3f}", f"{cap:.3f}", 0]
         )
         return float(secs), int(first) == 1
 

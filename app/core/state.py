@@ -216,7 +216,7 @@ class State:
         claim: Claim,
         content_hash: str,
         outcome: str,
-        auth_key: str = "",
+        failures_key: str = "",
     ) -> bool:
         """Record the synced state. Returns True when a newer version is already waiting."""
         assert outcome in ("written", "skipped_unchanged")
@@ -228,7 +228,7 @@ class State:
                 k.due(store),
                 k.ledger(store),
                 k.kick,
-                auth_key,
+                failures_key,
             ],
             args=[
                 claim.token,

@@ -1,6 +1,7 @@
 -- Record what Personyze confirmed (or that nothing had to be sent) and clear pending, unless a
 -- newer version arrived while the call was in flight: then the key is due again at once.
--- KEYS: 1 product hash, 2 lease, 3 due zset, 4 ledger, 5 kick list, 6 account auth-failure key
+-- KEYS: 1 product hash, 2 lease, 3 due zset, 4 ledger, 5 kick list, 6 account failure
+--       counters (a confirmed write clears them)
 -- ARGV: 1 token, 2 version, 3 hash, 4 kind, 5 outcome (ledger field), 6 product id, 7 store,
 --       8 kick? 1|0, 9 cooldown s (a write starts the product's cooldown)
 -- Returns 0 done, 1 newer pending (woken)
