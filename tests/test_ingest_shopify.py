@@ -163,3 +163,19 @@ def test_response_never_echoes_the_secret(client):
     resp = client.post("/webhooks/shopify", data=body, headers=headers)
     assert "shpss" not in resp.get_data(as_text=True)
     assert json.loads(resp.get_data())["status"] == "unauthorized"
+
+
+def test_two_changes_in_one_second_are_ordered_by_triggered_at(client, state):
+    first = shopify_product(updated_at="2026-03-11T20:54:30Z", title="first")
+    second = shopify_product(updated_at="2026-03-11T20:54:30Z", title="second")
+    assert post(client, second, triggered_at="2026-03-11T20:54:30.700000001Z").json[
+        "status"] == "accepted_wake"
+    # the earlier change arrives late: same updated_at, earlier trigger -> stale
+    assert post(client, first, triggered_at="2026-03-11T20:54:30.200Z").json["status"] == "stale"
+    doc = Product.from_json(state.r.hget(state.keys.product("default", "632910392"), "pd"))
+    assert doc.title == "second"
+
+
+def test_future_dated_updates_are_refused(client):
+    resp = post(client, shopify_product(updated_at="2099-01-01T00:00:00Z"))
+    assert resp.status_code == 400 and "future" in resp.json["error"]

@@ -8,8 +8,9 @@ per-store mappings may reach into).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ Kind = Literal["upsert", "delete", "refresh"]
 KIND_CODES: dict[str, str] = {"upsert": "u", "delete": "d", "refresh": "r"}
 CODE_KINDS: dict[str, str] = {v: k for k, v in KIND_CODES.items()}
 MAX_ID_LENGTH = 128
+MAX_CLOCK_AHEAD = timedelta(days=1)
 _ID_RE = re.compile(r"^[\x21-\x7e\u00a0-\uffff][\x20-\x7e\u00a0-\uffff]*$")
 
 
@@ -116,7 +118,7 @@ def parse_time(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise BadPayload(f"{what} must be a timestamp")
     if isinstance(value, int | float):
-        if not 0 < value < 1e11:
+        if not 0 < value < time.time() + MAX_CLOCK_AHEAD.total_seconds():
             raise BadPayload(f"{what} is out of range")
         return int(Decimal(str(value)) * 1_000_000)
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
@@ -134,6 +136,9 @@ def parse_time(value: Any, what: str) -> int:
         dt = dt.replace(tzinfo=UTC)
     if dt.year < 1971:
         raise BadPayload(f"{what} is out of range")
+    if dt > datetime.now(UTC) + MAX_CLOCK_AHEAD:
+        # one future-dated event would outrank every real one (and tombstone a product)
+        raise BadPayload(f"{what} is more than a day in the future")
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

@@ -63,9 +63,24 @@ class Shopify:
                 parse_time(trig, "X-Shopify-Triggered-At") if trig else int(now * 1_000_000)
             )
             return Event(store.id, self.name, topic, pid, version, "delete", dedupe)
-        version = parse_time(payload.get("updated_at"), "updated_at")
+        version = tie_break(parse_time(payload.get("updated_at"), "updated_at"),
+                            headers.get("X-Shopify-Triggered-At"))
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
+
+
+def tie_break(updated: int, triggered_at: str | None) -> int:
+    """`updated_at` counts whole seconds, so two changes in one second would tie and the
+    second be dropped as stale. `X-Shopify-Triggered-At` (nanoseconds, the same on every
+    retry of an event) orders them: its distance from `updated_at`, clamped into that second,
+    fills the free microseconds."""
+    if updated % 1_000_000 or not triggered_at:
+        return updated
+    try:
+        triggered = parse_time(triggered_at, "X-Shopify-Triggered-At")
+    except BadPayload:
+        return updated
+    return updated + min(max(triggered - updated, 0), 999_999)
 
 
 def normalize(p: dict[str, Any], pid: str) -> Product:
