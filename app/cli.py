@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.config import ConfigError, load_settings
-from app.core.state import ledger_balance
 
 DEV_SHOPIFY_SECRET = "dev-shopify-secret"
 DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
@@ -50,32 +49,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_accounts(settings) -> list[str]:
-    from app.personyze import PersonyzeClient, PersonyzeError
+    from app.personyze import PersonyzeError
 
     out = []
     for store in settings.stores.values():
-        acct = store.personyze
-        if not acct.api_key:
+        if not store.personyze.api_key:
             continue
-        client = PersonyzeClient(acct.api_key.get_secret_value(), acct.base_url)
-        try:
-            client.account()
-        except PersonyzeError as e:
-            out.append(f"store {store.id!r}: Personyze rejected the credentials check: "
-                       f"{type(e).__name__}")
-        finally:
-            client.close()
+        with store.personyze.client() as client:
+            try:
+                client.account()
+            except PersonyzeError as e:
+                out.append(f"store {store.id!r}: Personyze rejected the credentials check: "
+                           f"{type(e).__name__}")
     return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     rt = _runtime()
-    out: dict[str, Any] = {}
-    for sid in rt.settings.stores:
-        led = rt.state.ledger(sid)
-        out[sid] = {"ledger": led, "balance": ledger_balance(led),
-                    "due": rt.state.due_count(sid), "dlq": len(rt.state.dlq_list(sid))}
-    print(json.dumps(out, indent=2))
+    print(json.dumps({sid: rt.state.status(sid) for sid in rt.settings.stores}, indent=2))
     return 0
 
 

@@ -11,15 +11,15 @@ import hashlib
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.personyze.client import DEFAULT_BASE_URL as PERSONYZE_API_URL
 from app.personyze.client import check_base_url
 
-PERSONYZE_API_URL = "https://app.personyze.com/rest"
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
 DEFAULT_STORE_ID = "default"
 
@@ -38,6 +38,13 @@ def check_https_url(url: str, name: str = "PERSONYZE_BASE_URL") -> str:
                          "without credentials in it") from None
 
 
+def check_whsec(secrets: list[SecretStr]) -> list[SecretStr]:
+    for s in secrets:
+        if not s.get_secret_value().startswith("whsec_"):
+            raise ValueError("must start with whsec_ (the Standard Webhooks secret format)")
+    return secrets
+
+
 class PersonyzeAccount(BaseModel):
     """One Personyze account: its key, endpoint and the request rate all workers share."""
 
@@ -49,6 +56,13 @@ class PersonyzeAccount(BaseModel):
     @classmethod
     def _url(cls, v: str) -> str:
         return check_https_url(v)
+
+    def client(self):
+        """A client for this account (the caller closes it)."""
+        from app.personyze import PersonyzeClient
+
+        return PersonyzeClient(self.api_key.get_secret_value() if self.api_key else "",
+                               self.base_url)
 
     @property
     def id(self) -> str:
@@ -93,10 +107,7 @@ class StoreConfig(BaseModel):
     @field_validator("standard_webhook_secrets")
     @classmethod
     def _whsec(cls, v: list[SecretStr]) -> list[SecretStr]:
-        for s in v:
-            if not s.get_secret_value().startswith("whsec_"):
-                raise ValueError("STANDARD_WEBHOOK_SECRET must start with whsec_")
-        return v
+        return check_whsec(v)
 
     @model_validator(mode="after")
     def _domains(self) -> StoreConfig:
@@ -188,8 +199,6 @@ class Settings(BaseSettings):
     sentry_environment: str | None = None
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
-    port: int = 8000
-    web_concurrency: int | None = None
 
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     dedupe_ttl_seconds: int = Field(default=48 * 3600, gt=0)
@@ -222,9 +231,7 @@ class Settings(BaseSettings):
     @field_validator("standard_webhook_secret")
     @classmethod
     def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
-        for s in _split_secrets(v.get_secret_value() if v else None):
-            if not s.get_secret_value().startswith("whsec_"):
-                raise ValueError("must start with whsec_ (the Standard Webhooks secret format)")
+        check_whsec(_split_secrets(v.get_secret_value() if v else None))
         return v
 
     @cached_property
@@ -338,5 +345,3 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {_describe(e)}") from None
     return settings
 
-
-Platform = Literal["shopify", "woocommerce", "bigcommerce", "standard"]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from app.cli import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
 from app.core import redisconn
+from sandbox import DEFAULT_API_KEY
 
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
-SANDBOX_KEY = "SANDBOX" + "0" * 33  # 40 characters, like a real key
 
 
 def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -58,8 +58,8 @@ def run_dev(port: int) -> int:
         if not env.get("PERSONYZE_API_KEY"):
             sb_port = redisconn.free_port()
             procs.append(_spawn([str(bindir / "personyze-sync"), "sandbox", "--port",
-                                 str(sb_port), "--api-key", SANDBOX_KEY], env))
-            env["PERSONYZE_API_KEY"] = SANDBOX_KEY
+                                 str(sb_port), "--api-key", DEFAULT_API_KEY], env))
+            env["PERSONYZE_API_KEY"] = DEFAULT_API_KEY
             env["PERSONYZE_BASE_URL"] = f"http://127.0.0.1:{sb_port}/rest"
             _wait_http(f"http://127.0.0.1:{sb_port}/rest/account")
         if not (env.get("SHOPIFY_WEBHOOK_SECRET") or env.get("STORES_FILE")):

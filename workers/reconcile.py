@@ -18,7 +18,6 @@ import redis
 import structlog
 
 from app.core.model import BadPayload, Event
-from app.personyze import PersonyzeClient
 from app.platforms.catalog import has_catalog_api, store_products
 from app.runtime import Runtime
 
@@ -48,9 +47,7 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
     if delete_missing and seen and not counts["unparseable"]:
         run = uuid.uuid4().hex
         now = started
-        acct = store.personyze
-        key = acct.api_key.get_secret_value() if acct.api_key else ""
-        with PersonyzeClient(key, acct.base_url) as client:
+        with store.personyze.client() as client:
             for row in client.iter_all("products", columns=["internal_id"],
                                        order_by="internal_id"):
                 iid = str(row.get("internal_id") or "")

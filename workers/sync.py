@@ -51,8 +51,7 @@ class Syncer:
     def client(self, store: StoreConfig) -> PersonyzeClient:
         acct = store.personyze
         if acct.id not in self.clients:
-            key = acct.api_key.get_secret_value() if acct.api_key else ""
-            self.clients[acct.id] = PersonyzeClient(key, acct.base_url)
+            self.clients[acct.id] = acct.client()
         return self.clients[acct.id]
 
     def limiter(self, store: StoreConfig) -> AccountLimiter:

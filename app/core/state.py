@@ -70,7 +70,6 @@ class Claim:
     version: int
     kind: str
     doc: bytes
-    synced_version: int | None
     synced_hash: str
     attempts: int
     first_failure: float | None
@@ -195,13 +194,12 @@ class State:
         status = res[0].decode()
         if status != "ok":
             return status
-        pv, pk, pd, sv, sh, att, ff, errs, pt = res[1:]
+        pv, pk, pd, _sv, sh, att, ff, errs, pt = res[1:]
         return Claim(
             token=token,
             version=int(pv),
             kind=CODE_KINDS[pk.decode()],
             doc=pd,
-            synced_version=int(sv) if sv else None,
             synced_hash=sh.decode(),
             attempts=int(att),
             first_failure=float(ff) if ff else None,
@@ -328,6 +326,13 @@ class State:
         raw = self.r.hgetall(self.keys.ledger(store))
         got = {key.decode(): int(v) for key, v in raw.items()}
         return {f: got.get(f, 0) for f in LEDGER_FIELDS}
+
+    def status(self, store: str) -> dict[str, Any]:
+        """What `personyze-sync status` and /admin/status show for a store."""
+        led = self.ledger(store)
+        return {"ledger": led, "balance": ledger_balance(led), "due": self.due_count(store),
+                "backlog_age_seconds": round(self.oldest_due_age(store), 3),
+                "dlq": int(self.r.hlen(self.keys.dlq(store)))}
 
     def due_count(self, store: str) -> int:
         return int(self.r.zcard(self.keys.due(store)))

@@ -20,7 +20,6 @@ class Ignore:
     """A verified delivery we acknowledge without acting on it (other topics, pings)."""
 
     reason: str
-    count: bool = True  # False for deliveries that are not store events (pings)
 
 
 class Adapter(Protocol):

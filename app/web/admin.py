@@ -7,8 +7,6 @@ import hmac
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from app.core.state import ledger_balance
-
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
@@ -32,12 +30,7 @@ def _store(store: str):
 @bp.get("/status")
 def status():
     rt = current_app.extensions["personyze_sync"]
-    out = {}
-    for sid in rt.settings.stores:
-        led = rt.state.ledger(sid)
-        out[sid] = {"ledger": led, "balance": ledger_balance(led),
-                    "due": rt.state.due_count(sid), "dlq": len(rt.state.dlq_list(sid))}
-    return jsonify(out)
+    return jsonify({sid: rt.state.status(sid) for sid in rt.settings.stores})
 
 
 @bp.get("/dlq/<store>")

@@ -62,7 +62,7 @@ class StateCollector(Collector):
                     ledger.add_metric([sid, f], led[f])
                 due.add_metric([sid], self.rt.state.due_count(sid))
                 age.add_metric([sid], self.rt.state.oldest_due_age(sid))
-                dead.add_metric([sid], self.rt.redis.hlen(self.rt.state.keys.dlq(sid)))
+                dead.add_metric([sid], self.rt.state.status(sid)["dlq"])
                 stats = self.rt.state.stats(sid)
                 for k, v in stats.items():
                     if k.startswith("calls:"):

@@ -93,8 +93,7 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Res
         return _answer(400, "bad_request", platform, "unexpected payload shape")
     try:
         if isinstance(result, Ignore):
-            if result.count:
-                rt.state.ignore(store.id)
+            rt.state.ignore(store.id)
             return _answer(200, "ignored", platform)
         recorded = rt.state.record(result, now, keep_raw=bool(store.mapping.add))
     except TypeError:  # orjson.JSONEncodeError: nesting orjson.loads took but dumps refuses
