@@ -22,8 +22,11 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/personyze-sync dev
 
+# pytest exit 5 (no tests collected) fails like any other non-zero exit, and says so.
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: a failure" >&2; fi; \
+	exit $$rc
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
