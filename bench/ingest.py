@@ -269,7 +269,7 @@ def _profile(settings, n: int) -> None:
     steps = dict.fromkeys(("werkzeug Request wrapper", "read_body", "adapter.resolve",
                            "adapter.verify (HMAC-SHA256)", "adapter.parse (JSON, normalize)",
                            "State.record: Product.to_json", "State.record: EVALSHA ingest.lua",
-                           "_answer (Response, prometheus counter)"), 0.0)
+                           "_answer (JSON bytes, prometheus counter)"), 0.0)
     adapter = webhooks.ADAPTERS["shopify"]
     bodies = []
     clock = time.perf_counter
@@ -352,7 +352,7 @@ def _profile(settings, n: int) -> None:
         "State.record: Product.to_json": f"keep_raw={keep if tj_args else 'n/a'}",
         "State.record: EVALSHA ingest.lua": f"{inside:.0f} inside Redis; PING round trip "
         f"{sub['PING']:.0f}; doc {doc:.0f} B (body {body_len:.0f} B, {doc_noraw:.0f} B w/o raw)",
-        "_answer (Response, prometheus counter)": f"Counter.inc {sub['Counter.inc']:.1f} "
+        "_answer (JSON bytes, prometheus counter)": f"Counter.inc {sub['Counter.inc']:.1f} "
         f"({mode})",
     }
     for name, us in steps.items():
