@@ -140,6 +140,15 @@ class StoreConfig(BaseModel):
         return bool(self.bigcommerce_store_hash and self.bigcommerce_access_token)
 
     @property
+    def woocommerce_products_url(self) -> str:
+        return f"{self.woocommerce_url}/wp-json/wc/v3/products"
+
+    @property
+    def bigcommerce_products_url(self) -> str:
+        return (f"{self.bigcommerce_api_url}/stores/{self.bigcommerce_store_hash}"
+                "/v3/catalog/products")
+
+    @property
     def woocommerce_api(self) -> bool:
         """Whether variation changes can be synced (the parent is refetched)."""
         return bool(

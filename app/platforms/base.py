@@ -64,6 +64,37 @@ def hmac_b64_matches(body: bytes, signature: str | None, secrets: Iterable[Secre
     return ok
 
 
+class HmacPlatform:
+    """Shopify and WooCommerce alike: the store named by an origin header, base64
+    HMAC-SHA256 of the raw body in a signature header, the topic in a third header."""
+
+    name: str
+    origin_header: str
+    signature_header: str
+    topic_header: str
+
+    def origin(self, headers: Mapping[str, str]) -> str:
+        return (headers.get(self.origin_header) or "").strip().lower()
+
+    def topic(self, headers: Mapping[str, str]) -> str:
+        return (headers.get(self.topic_header) or "").strip()
+
+    def origin_of(self, store: StoreConfig) -> str | None:
+        raise NotImplementedError
+
+    def secrets_of(self, store: StoreConfig) -> list[SecretStr]:
+        raise NotImplementedError
+
+    def resolve(
+        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
+    ) -> StoreConfig | None:
+        return resolve_by_origin(stores, hint, self.origin(headers), self.origin_of,
+                                 self.secrets_of)
+
+    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+        return hmac_b64_matches(body, headers.get(self.signature_header), self.secrets_of(store))
+
+
 def resolve_by_origin(
     stores: Mapping[str, StoreConfig],
     hint: str | None,

@@ -61,7 +61,7 @@ def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[L
     session = woocommerce_session(store)
     page = 1
     while True:
-        url = f"{store.woocommerce_url}/wp-json/wc/v3/products?per_page={page_size}&page={page}"
+        url = f"{store.woocommerce_products_url}?per_page={page_size}&page={page}"
         data, _ = _page(get(session, url, "WooCommerce"), "WooCommerce")
         items = data if isinstance(data, list) else []
         for p in items:
@@ -75,8 +75,7 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
     from app.platforms.bigcommerce import normalize
 
     session = bigcommerce_session(store)
-    base = (f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}"
-            "/v3/catalog/products")
+    base = store.bigcommerce_products_url
     page = 1
     while True:
         url = f"{base}?limit={page_size}&page={page}&include=variants,images"

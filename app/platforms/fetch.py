@@ -88,7 +88,7 @@ def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
     from app.platforms.woocommerce import normalize
 
     session = woocommerce_session(store)
-    base = f"{store.woocommerce_url}/wp-json/wc/v3/products"
+    base = store.woocommerce_products_url
 
     def fetch(pid: str) -> Product | None:
         data = get_json(session, f"{base}/{int(pid)}", "WooCommerce")
@@ -103,7 +103,7 @@ def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
     from app.platforms.bigcommerce import normalize
 
     session = bigcommerce_session(store)
-    base = f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}/v3/catalog/products"
+    base = store.bigcommerce_products_url
 
     def fetch(pid: str) -> Product | None:
         data = get_json(session, f"{base}/{int(pid)}?include=variants,images", "BigCommerce")

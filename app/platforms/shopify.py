@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from pydantic import SecretStr
+
 from app.config import StoreConfig
 from app.core.model import (
     BadPayload,
@@ -21,37 +23,34 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, hmac_b64_matches, resolve_by_origin
+from app.platforms.base import HmacPlatform, Ignore
 
 PRODUCT_TOPICS = {"products/create", "products/update", "products/delete"}
 # Mandatory for App Store apps; we keep no customer data, so verified = done.
 COMPLIANCE_TOPICS = {"customers/data_request", "customers/redact", "shop/redact"}
 
 
-class Shopify:
+class Shopify(HmacPlatform):
     name = "shopify"
+    origin_header = "X-Shopify-Shop-Domain"
+    signature_header = "X-Shopify-Hmac-Sha256"
+    topic_header = "X-Shopify-Topic"
 
-    def resolve(
-        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
-    ) -> StoreConfig | None:
-        shop = (headers.get("X-Shopify-Shop-Domain") or "").strip().lower()
-        return resolve_by_origin(stores, hint, shop, lambda s: s.shopify_shop_domain,
-                                 lambda s: s.shopify_webhook_secrets)
+    def origin_of(self, store: StoreConfig) -> str | None:
+        return store.shopify_shop_domain
 
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
-        return hmac_b64_matches(
-            body, headers.get("X-Shopify-Hmac-Sha256"), store.shopify_webhook_secrets
-        )
+    def secrets_of(self, store: StoreConfig) -> list[SecretStr]:
+        return store.shopify_webhook_secrets
 
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
-        topic = (headers.get("X-Shopify-Topic") or "").strip()
+        topic = self.topic(headers)
         if topic not in PRODUCT_TOPICS:
             return Ignore("compliance" if topic in COMPLIANCE_TOPICS else "topic")
         payload = obj(parse_json(body), "body")
         pid = product_id(payload.get("id"), numeric=True)
-        shop = (headers.get("X-Shopify-Shop-Domain") or "").strip().lower()
+        shop = self.origin(headers)
         delivery = headers.get("X-Shopify-Event-Id") or headers.get("X-Shopify-Webhook-Id")
         if not delivery:
             delivery = hashlib.sha256(body).hexdigest()

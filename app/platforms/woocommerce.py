@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import SecretStr
+
 from app.config import StoreConfig, normalize_source_url
 from app.core.model import (
     BadPayload,
@@ -21,7 +23,7 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, hmac_b64_matches, resolve_by_origin
+from app.platforms.base import HmacPlatform, Ignore
 
 PRODUCT_TOPICS = {"product.created", "product.updated", "product.deleted", "product.restored"}
 _PING = re.compile(rb"webhook_id=\d{1,20}")
@@ -33,30 +35,30 @@ def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
     return "X-WC-Webhook-Signature" not in headers and bool(_PING.fullmatch(body.strip()))
 
 
-class WooCommerce:
+class WooCommerce(HmacPlatform):
     name = "woocommerce"
+    origin_header = "X-WC-Webhook-Source"
+    signature_header = "X-WC-Webhook-Signature"
+    topic_header = "X-WC-Webhook-Topic"
 
-    def resolve(
-        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
-    ) -> StoreConfig | None:
-        source = normalize_source_url(headers.get("X-WC-Webhook-Source") or "")
-        return resolve_by_origin(stores, hint, source, lambda s: s.woocommerce_url,
-                                 lambda s: s.woocommerce_webhook_secrets)
+    def origin(self, headers: Mapping[str, str]) -> str:
+        return normalize_source_url(headers.get(self.origin_header) or "")
 
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
-        return hmac_b64_matches(
-            body, headers.get("X-WC-Webhook-Signature"), store.woocommerce_webhook_secrets
-        )
+    def origin_of(self, store: StoreConfig) -> str | None:
+        return store.woocommerce_url
+
+    def secrets_of(self, store: StoreConfig) -> list[SecretStr]:
+        return store.woocommerce_webhook_secrets
 
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
-        topic = (headers.get("X-WC-Webhook-Topic") or "").strip()
+        topic = self.topic(headers)
         if topic not in PRODUCT_TOPICS:
             return Ignore("topic")
         payload = obj(parse_json(body), "body")
         pid = product_id(payload.get("id"), numeric=True)
-        source = normalize_source_url(headers.get("X-WC-Webhook-Source") or "")
+        source = self.origin(headers)
         if topic == "product.deleted":
             # Only {"id"} and no timestamp: the delivery time orders it. Delivery-ID changes on
             # every send, so the product and that time (to the second) make the dedupe key.
