@@ -402,3 +402,97 @@ def test_where_equality_round_trip(sb: Sandbox, value: str) -> None:
         assert c.get("products", where=either, column="id", limit=50) == sorted([decoy, rid])
         assert c.product_delete(value) == 1
     assert [r["internal_id"] for r in sb.rows("products")] == [value + "~decoy"]
+
+
+# -- what Personyze's own clients found live ------------------------------------------------
+
+
+@pytest.fixture()
+def big(fresh: Sandbox) -> Sandbox:
+    for i in range(120):
+        fresh.store.insert("products", {"internal_id": f"P{i:03d}", "brand": "B"})
+    return fresh
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "products/where/internal_id%3EP000/limit/51",  # a range, even on the unique index
+        "products/where/internal_id%3EP000/limit/10,41",  # offset + limit counts
+        "products/where/internal_id%3C=P999",  # no limit: more than 50
+        "products/where/brand=B/limit/0,60",  # no index on brand
+        "products/where/internal_id=P001|brand=B/limit/100",  # one slow term is enough
+    ],
+)
+def test_slow_reads_past_50_rows_get_a_bare_400(big: Sandbox, path: str) -> None:
+    status, headers, text = call(big, "GET", path)
+    assert (status, text) == (400, "")
+
+
+def test_fast_reads_and_slow_reads_within_50(big: Sandbox) -> None:
+    assert len(get_json(big, "products/order_by/internal_id/limit/0,1000")) == 120
+    assert len(get_json(big, "products/limit/100,20")) == 20  # a plain window
+    assert len(get_json(big, "products/where/internal_id=P007")) == 1  # indexed equality
+    assert len(get_json(big, "products/where/internal_id%3EP000/limit/0,50")) == 50
+    assert len(get_json(big, "products/where/brand=B/limit/40,10")) == 10
+    assert get_json(big, "products/where/internal_id%3EP100/order_by/internal_id/limit/50/"
+                         "column/internal_id")[:2] == ["P101", "P102"]
+    # writes are not capped: a slow DELETE removes every match
+    assert call(big, "DELETE", "products/where/brand=B")[2] == "120"
+
+
+def test_where_values_are_decoded_split_on_commas_and_decoded_again(fresh: Sandbox) -> None:
+    for sku in ("A", "B", "A,B", "1+1", "1 1", "50%2C"):
+        fresh.store.insert("products", {"internal_id": sku})
+    # %2C is decoded before the split: an OR-list of A and B
+    assert ids(fresh, "internal_id=A%2CB") == ["A", "B"]
+    # %252C survives the first decode as %2C, and the second makes it a literal comma
+    assert ids(fresh, "internal_id=A%252CB") == ["A,B"]
+    assert ids(fresh, "internal_id!=A%2CB") == ["1 1", "1+1", "50%2C", "A,B"]
+    # the second decode is urldecode: a once-encoded "+" arrives as a space
+    assert ids(fresh, "internal_id=1%2B1") == ["1 1"]
+    assert ids(fresh, "internal_id=1%252B1") == ["1+1"]
+    assert ids(fresh, "internal_id=50%25252C") == ["50%2C"]
+    # what a client sending %2C does to a delete: two rows gone instead of one
+    assert call(fresh, "DELETE", "products/where/internal_id=A%252CB")[2] == "1"
+    assert call(fresh, "DELETE", "products/where/internal_id=A%2CB")[2] == "2"
+
+
+def test_internal_id_sorts_and_compares_as_text(fresh: Sandbox) -> None:
+    for sku in ("9", "10", "A,B", "100"):
+        fresh.store.insert("products", {"internal_id": sku})
+    assert get_json(fresh, "products/order_by/internal_id/column/internal_id") == [
+        "10", "100", "9", "A,B"]
+    # the keyset condition agrees with the order
+    assert ids(fresh, "internal_id%3E100") == ["9", "A,B"]
+
+
+def test_permanent_errors_as_500_with_text(fresh: Sandbox) -> None:
+    call(fresh, "POST", "products", {"internal_id": "a"})
+    call(fresh, "POST", "products", {"internal_id": "b"})
+    fresh.faults.update(permanent_errors_as_500=True)
+    status, headers, text = call(fresh, "PUT", "products/2", {"internal_id": "a"})
+    assert (status, text) == (500, "Duplicate entry 'a' for key 'internal_id'")
+    assert headers["Content-Type"].startswith("text/plain")
+    assert call(fresh, "GET", "products/99")[:3:2] == (400, "Row not found")  # reads stay 400
+    fresh.faults.update(permanent_errors_as_500=False, error_500_rate=1,
+                        error_500_text="Duplicate entry 'x' for key 'sku'")
+    assert call(fresh, "POST", "products", {"internal_id": "c"})[::2] == (
+        500, "Duplicate entry 'x' for key 'sku'")
+
+
+def test_cli_flags_reach_the_faults() -> None:
+    import argparse
+
+    from sandbox.server import add_arguments, sandbox_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    sb = sandbox_from_args(parser.parse_args(
+        ["--port", "0", "--retry-after-header", "--permanent-errors-as-500",
+         "--error-500-text", "Duplicate entry"]))
+    assert (sb.faults.retry_after_header, sb.faults.permanent_errors_as_500,
+            sb.faults.error_500_text) == (True, True, "Duplicate entry")
+    default = sandbox_from_args(parser.parse_args([]))
+    assert (default.faults.retry_after_header, default.faults.permanent_errors_as_500) == (
+        False, False)
