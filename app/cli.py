@@ -96,6 +96,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 def cmd_resync(args: argparse.Namespace) -> int:
     """Backfill: read the store's whole catalog through its API and sync what differs."""
+    from app.personyze import PersonyzeError
     from app.platforms.catalog import has_catalog_api
     from app.platforms.fetch import StoreFetchError
     from workers.reconcile import reconcile
@@ -112,7 +113,7 @@ def cmd_resync(args: argparse.Namespace) -> int:
             continue
         try:
             counts = reconcile(rt, sid, delete_missing=args.delete_missing)
-        except StoreFetchError as e:
+        except (StoreFetchError, PersonyzeError) as e:  # messages carry no secrets
             print(f"{sid}: {e}", file=sys.stderr)
             rc = 1
             continue

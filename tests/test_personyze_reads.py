@@ -6,7 +6,10 @@ real HTTP to the sandbox and to a fake WooCommerce API."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from app.core.state import ledger_balance
 from app.personyze import PersonyzeAuthError, PersonyzeClient, PersonyzeServerError
 from tests.conftest import SANDBOX_KEY, STANDARD_SECRET
 from tests.fake_stores import KEY, SECRET, fake_woo
+from tests.servers import ROOT, settings_env
 from tests.support import standard_body, standard_request, woo_product
 from workers.reads import PacedReads
 from workers.reconcile import reconcile
@@ -58,15 +62,20 @@ def personyze_gets(sandbox) -> list:
     return [e for e in sandbox.request_log if e.method == "GET"]
 
 
-def test_delete_missing_over_1000_rows_with_special_ids(rt, sandbox):
+def test_resync_delete_missing_over_1000_rows_with_special_ids(rt, sandbox):
+    """`personyze-sync resync --delete-missing` (a real process) against a catalog of 1123
+    Personyze rows: only the rows the store does not list are deleted, each exactly."""
     for iid in KEEPERS + SPECIALS + FILLERS + BOUNDARY:
         sandbox.store.insert("products", {"internal_id": iid, "title": "t"})
     everything = sorted(KEEPERS + SPECIALS + FILLERS + BOUNDARY)
     assert (everything[999], everything[1049]) == tuple(BOUNDARY)
 
-    counts = reconcile(rt, "default", delete_missing=True)
-    assert counts["listed"] == 12
-    assert counts["deleted_missing"] == len(SPECIALS) + len(FILLERS) + len(BOUNDARY)
+    cli = str(Path(sys.executable).parent / "personyze-sync")
+    done = subprocess.run([cli, "resync", "--delete-missing"], env=settings_env(rt.settings),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    missing = len(SPECIALS) + len(FILLERS) + len(BOUNDARY)
+    assert "listed=12 " in done.stdout and f"deleted_missing={missing}" in done.stdout
 
     gets = personyze_gets(sandbox)
     paths = [e.path.replace("%3E", ">") for e in gets]
@@ -80,7 +89,7 @@ def test_delete_missing_over_1000_rows_with_special_ids(rt, sandbox):
     sync_all(rt)
     assert sorted(r["internal_id"] for r in sandbox.rows("products")) == sorted(KEEPERS)
     deletes = [e for e in sandbox.request_log if e.method == "DELETE"]
-    assert len(deletes) == counts["deleted_missing"]
+    assert len(deletes) == missing
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
@@ -169,3 +178,15 @@ def test_repeating_500_text_is_in_the_dead_letter_entry(make_settings, sandbox):
         assert "500" in attempt["error"]
         assert "Duplicate entry 'SKU-1' for key 'sku'" in attempt["error"]
         assert SANDBOX_KEY not in attempt["error"] and basic not in attempt["error"]
+
+
+def test_resync_reports_a_personyze_failure_without_a_traceback(make_settings, sandbox, woo):
+    settings = make_settings(
+        personyze_base_url=sandbox.url, personyze_api_key="WRONG" + "7" * 35,
+        woocommerce_url=woo.url, woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET)
+    cli = str(Path(sys.executable).parent / "personyze-sync")
+    done = subprocess.run([cli, "resync", "--delete-missing"], env=settings_env(settings),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "default: Personyze GET /products" in done.stderr and "401" in done.stderr
+    assert "Traceback" not in done.stderr and "7" * 35 not in done.stdout + done.stderr
