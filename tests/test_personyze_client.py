@@ -328,6 +328,13 @@ def test_iter_all_small_and_exact(client: PersonyzeClient, sb: Sandbox) -> None:
         list(client.iter_all("products", order_by="id", columns=["title"]))
 
 
+def test_slow_read_past_50_is_a_bare_400_from_the_server(client: PersonyzeClient) -> None:
+    """What the client-side check saves us from: Personyze's bare 400, with no reason."""
+    with pytest.raises(PersonyzeBadRequest) as info:
+        client.request("GET", "products/where/brand=x/limit/0,60")
+    assert info.value.body == "" and "400: (empty body)" in str(info.value)
+
+
 def test_window_checked_client_side(client: PersonyzeClient) -> None:
     with pytest.raises(ValueError):
         client.get("products", limit=1, offset=1000)

@@ -56,8 +56,9 @@ class PacedReads:
                         f"for more than {self.max_wait:.0f} s; read abandoned",
                         status=None,
                     )
-                self.sleep(decision.wait)
-                waited += decision.wait
+                wait = max(decision.wait, 0.001)
+                self.sleep(wait)
+                waited += wait
                 continue
             try:
                 return fetch()

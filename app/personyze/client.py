@@ -214,7 +214,8 @@ class PersonyzeClient:
         status = resp.status_code
         if 200 <= status < 300:
             return self._parse(text, what, status)
-        message = f"{what} -> {status}: {text.strip()[:200]}"
+        # a bare 400 is how Personyze refuses a read past its row caps: say it was empty
+        message = f"{what} -> {status}: {text.strip()[:200] or '(empty body)'}"
         if status == 400:
             raise PersonyzeBadRequest(message, status=status, body=text)
         if status == 401:
