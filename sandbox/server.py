@@ -455,13 +455,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM."""
-    sandbox = sandbox_from_args(args).start()
+    sandbox = sandbox_from_args(args)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
-    auth_url = sandbox.url.replace("http://", f"http://api:{sandbox.api_key}@", 1)
-    print(f"Personyze sandbox serving {sandbox.url} (user 'api', key {sandbox.api_key})")
-    print(f"  try: curl '{auth_url}/placeholders'", flush=True)
-    try:
+    try:  # a SIGTERM may come at any point after the handler is in place
+        sandbox.start()
+        auth_url = sandbox.url.replace("http://", f"http://api:{sandbox.api_key}@", 1)
+        print(f"Personyze sandbox serving {sandbox.url} (user 'api', key {sandbox.api_key})")
+        print(f"  try: curl '{auth_url}/placeholders'", flush=True)
         sandbox.serve_forever()
     except KeyboardInterrupt:
         pass
