@@ -132,9 +132,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
     rt = _runtime()
     try:
-        url = check_public_url(args.url) if args.url else public_url(rt)
+        url = check_public_url(args.url, "--url") if args.url else public_url(rt)
     except ValueError as e:
-        print(f"--url: {e}", file=sys.stderr)
+        print(str(e), file=sys.stderr)
         return 2
     except redis.RedisError as e:
         url = None

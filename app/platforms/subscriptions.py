@@ -258,15 +258,23 @@ class WooCommerce:
         return out
 
     def create(self, topic: str) -> None:
-        call(self.session, "POST", self.base, self.what, {
+        self._write("POST", self.base, {
             "name": f"personyze-sync {topic}", "topic": topic, "delivery_url": self.url,
             "secret": self.secret, "status": "active"})
 
     def enable(self, sub: Subscription) -> None:
         # The secret is set again too: deliveries our receiver refused (an old secret) are
         # failures as well, and WooCommerce never shows a webhook's secret to compare.
-        call(self.session, "PUT", f"{self.base}/{sub.id}", self.what,
-             {"status": "active", "secret": self.secret})
+        self._write("PUT", f"{self.base}/{sub.id}", {"status": "active", "secret": self.secret})
+
+    def _write(self, method: str, url: str, body: dict[str, Any]) -> None:
+        try:
+            call(self.session, method, url, self.what, body)
+        except SubscriptionError as e:
+            if "refused the credentials (401" not in str(e):
+                raise
+            raise SubscriptionError(f"{e}: changing webhooks needs a Read/Write key",
+                                    permanent=True) from None
 
 
 # -- BigCommerce (REST /stores/{hash}/v3/hooks) --------------------------------------------
