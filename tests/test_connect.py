@@ -289,7 +289,8 @@ def test_failed_repair_is_reported_to_sentry_without_credentials(connected_setti
     assert repairs(rt, "default") == {"shopify": 3, "woocommerce": 4}
 
 
-def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, client):
+def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, client,
+                                                     tmp_path):
     """Two real `personyze-sync scheduler` processes and the URL `connect` recorded: the
     subscriptions the platforms turned off come back, once, and /metrics counts them."""
     s, w, b = fakes
@@ -306,11 +307,17 @@ def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, 
         f.requests.clear()
     s.mutations.clear()
 
-    env = dict(settings_env(settings), SUBSCRIPTION_CHECK_SECONDS="3600")
+    env = dict(settings_env(settings), SUBSCRIPTION_CHECK_SECONDS="3600", LOG_LEVEL="DEBUG")
     env.pop("PUBLIC_URL", None)
+    logs = [tmp_path / f"scheduler{i}.log" for i in range(2)]
     procs = [subprocess.Popen([CLI, "scheduler"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
-             for _ in range(2)]
+                              stderr=log.open("w"), start_new_session=True) for log in logs]
+
+    def both_passed() -> bool:
+        text = sorted(log.read_text() for log in logs)
+        return (any("subscriptions_repaired" in t for t in text)
+                and any("subscriptions_checked_elsewhere" in t for t in text))
+
     try:
         eventually(lambda: "PRODUCTS_DELETE" in ours(s, su)
                    and w.hooks[wid]["status"] == "active" and b.hooks[hid]["is_active"],
@@ -318,10 +325,13 @@ def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, 
         rt = runtime.build(settings)
         eventually(lambda: repairs(rt, "default") == {
             "shopify": 1, "woocommerce": 1, "bigcommerce": 1}, timeout=10)
+        eventually(both_passed, timeout=30)  # the second scheduler found the interval taken
     finally:
         for p in procs:
             p.terminate()
-        errs = [p.communicate(timeout=20)[1] for p in procs]
+        for p in procs:
+            p.wait(20)
+    errs = [log.read_text() for log in logs]
     # one scheduler took the interval: one listing per platform, one write each
     assert [len(f.requests) - len(f.writes()) for f in fakes] == [1, 1, 1]
     assert [len(f.writes()) for f in fakes] == [1, 1, 1]
@@ -331,3 +341,25 @@ def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, 
         line = f'personyze_sync_subscription_repairs_total{{platform="{platform}",store="default"}}'
         assert f"{line} 1.0" in metrics
     assert "Traceback" not in "".join(errs)
+
+
+def test_public_url_setting_wins_and_is_checked(connected_settings, fakes):
+    import threading
+
+    from app.config import ConfigError
+    from workers.subscriptions import record_public_url, run_periodic
+
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        connected_settings(public_url="http://sync.example.com")
+    s, _, _ = fakes
+    rt = runtime.build(connected_settings(public_url=BASE + "/", subscription_check_seconds=3600))
+    record_public_url(rt, "https://old.example.com")
+    stop = threading.Event()
+    t = threading.Thread(target=run_periodic, args=(rt, stop))
+    t.start()
+    try:
+        eventually(lambda: set(ours(s, f"{BASE}/webhooks/shopify")) == set(SHOPIFY_TOPICS))
+    finally:
+        stop.set()
+        t.join(10)
+    assert not any("old.example.com" in v["uri"] for v in s.subs.values())

@@ -92,6 +92,8 @@ def run_periodic(rt: Runtime, stop: threading.Event) -> None:
                 lock = f"{rt.settings.key_prefix}:{{{sid}}}:subscriptions-lock"
                 if rt.redis.set(lock, "1", nx=True, ex=max(1, math.ceil(interval))):
                     check_store(rt, sid, url)
+                else:
+                    log.debug("subscriptions_checked_elsewhere", store=sid)
         except redis.RedisError as e:
             log.warning("subscriptions_redis_error", error=type(e).__name__)
         except Exception:  # noqa: BLE001 - report, and try again next interval
