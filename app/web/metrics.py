@@ -72,8 +72,8 @@ class StateCollector(Collector):
                 for k, v in stats.items():
                     if k.startswith("calls:"):
                         calls.add_metric([sid, k[6:]], v)
-                    elif k.startswith("subscription_repairs:"):
-                        repairs.add_metric([sid, k[21:]], v)
+                    elif k.startswith("subscription_repairs:"):  # workers/subscriptions.py
+                        repairs.add_metric([sid, k.removeprefix("subscription_repairs:")], v)
                 buckets, total = [], 0.0
                 for b in (*LATENCY_BUCKETS, "inf"):
                     total += stats.get(f"le:{b}", 0.0)
