@@ -121,6 +121,61 @@ def cmd_resync(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Register and repair the store's product webhook subscriptions; `--check` only reports.
+    Exit 0 when all is connected (or was repaired), 1 on a store API error or (with --check)
+    a missing or disabled subscription, 2 on configuration problems."""
+    import redis
+
+    from app.config import check_public_url
+    from app.platforms.subscriptions import connect_store, describe
+    from workers.subscriptions import public_url, record_public_url
+
+    rt = _runtime()
+    try:
+        url = check_public_url(args.url, "--url") if args.url else public_url(rt)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except redis.RedisError as e:
+        url = None
+        print(f"Redis unavailable ({type(e).__name__}): pass --url", file=sys.stderr)
+    if not url:
+        print("no public URL: pass --url https://PUBLIC_BASE (or set PUBLIC_URL)",
+              file=sys.stderr)
+        return 2
+    rc = 0
+    for sid in [args.store] if args.store else list(rt.settings.stores):
+        store = rt.settings.stores.get(sid)
+        if store is None:
+            print(f"unknown store {sid!r}", file=sys.stderr)
+            rc = 2
+            continue
+        outcomes = connect_store(rt.settings, store, url, check_only=args.check)
+        if not outcomes:
+            print(f"{sid}: no platform webhook secret configured, nothing to connect",
+                  file=sys.stderr)
+            rc = max(rc, 2)
+        for o in outcomes:
+            if o.error:
+                print(f"{sid} {o.platform}: error: {o.error}", file=sys.stderr)
+                rc = max(rc, 1)
+            elif o.problem:
+                print(f"{sid} {o.platform}: {o.problem}", file=sys.stderr)
+                rc = max(rc, 2)
+            elif o.plan is not None:
+                print(f"{sid} {o.platform} -> {o.url}: {describe(o.plan, check_only=args.check)}")
+                if args.check and not o.plan.ok:
+                    rc = max(rc, 1)
+    if not args.check and args.url:
+        try:
+            record_public_url(rt, url)
+        except redis.RedisError as e:
+            print(f"could not record the URL in Redis ({type(e).__name__}): set PUBLIC_URL so "
+                  "the scheduler keeps the subscriptions repaired", file=sys.stderr)
+    return rc
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -128,11 +183,14 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from workers.celery_app import celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
+    from workers.subscriptions import run_periodic as keep_subscriptions
 
     d = Dispatcher(celery.runtime, celery)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(target=run_periodic, args=(celery.runtime, d.stop_event),
                      daemon=True, name="reconcile").start()
+    threading.Thread(target=keep_subscriptions, args=(celery.runtime, d.stop_event),
+                     daemon=True, name="subscriptions").start()
     with contextlib.suppress(KeyboardInterrupt):
         d.run()
     return 0
@@ -244,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--delete-missing", action="store_true",
                    help="also delete Personyze rows whose internal_id the store does not list")
     r.set_defaults(func=cmd_resync)
+
+    cn = sub.add_parser("connect", help="register and repair the store's webhook subscriptions")
+    cn.add_argument("--url", help="the service's public base, e.g. https://sync.example.com "
+                    "(default: PUBLIC_URL, else the URL the last connect used)")
+    cn.add_argument("--store", help="default: every store")
+    cn.add_argument("--check", action="store_true",
+                    help="only report; exit 1 if a subscription is missing or disabled")
+    cn.set_defaults(func=cmd_connect)
 
     sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")
     sc.set_defaults(func=cmd_scheduler)

@@ -54,6 +54,11 @@ class StateCollector(Collector):
             "personyze_sync_end_to_end_seconds",
             "Webhook received -> Personyze confirmed the write", labels=["store"],
         )
+        repairs = CounterMetricFamily(
+            "personyze_sync_subscription_repairs",
+            "Store webhook subscriptions the scheduler re-created or re-enabled",
+            labels=["store", "platform"],
+        )
         up = GaugeMetricFamily("personyze_sync_redis_up", "Redis answered this scrape")
         try:
             for sid in self.rt.settings.stores:
@@ -67,6 +72,8 @@ class StateCollector(Collector):
                 for k, v in stats.items():
                     if k.startswith("calls:"):
                         calls.add_metric([sid, k[6:]], v)
+                    elif k.startswith("subscription_repairs:"):  # workers/subscriptions.py
+                        repairs.add_metric([sid, k.removeprefix("subscription_repairs:")], v)
                 buckets, total = [], 0.0
                 for b in (*LATENCY_BUCKETS, "inf"):
                     total += stats.get(f"le:{b}", 0.0)
@@ -77,7 +84,7 @@ class StateCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
-        yield from (ledger, due, age, dead, calls, latency, up)
+        yield from (ledger, due, age, dead, calls, latency, repairs, up)
 
 
 @bp.get("/metrics")
