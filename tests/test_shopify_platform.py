@@ -223,6 +223,29 @@ def test_one_store_call_per_write_and_none_for_unchanged(token_rt, shop, sandbox
     assert len(sandbox.request_log) == 1
 
 
+def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(token_rt, shop, sandbox):
+    """Untracked at 0/deny: every webhook maps to "out of stock", the Admin API to "in stock".
+    Once checked, the same webhook content costs no further store call."""
+    shop.products[788032119674292922] = t_shirt_node(qty=0, tracked=False)
+    app, s = create_app(token_rt.settings), Syncer(token_rt.settings, token_rt.state)
+    p = fixture("products_create_2025-10_example_t_shirt.json")
+    for v in p["variants"]:
+        v["inventory_quantity"] = 0
+    outcomes = []
+    for day in range(1, 5):
+        deliver(app, dict(p, updated_at=f"2022-01-0{day}T00:00:00Z"))
+        outcomes.append(s.run("default", "788032119674292922"))
+    assert outcomes == ["written"] + ["skipped_unchanged"] * 3
+    assert len(shop.ops("ShopifyProduct")) == 1
+    assert sandbox.rows("products")[0]["is_in_stock"] == "yes"
+    p["title"] = "renamed"  # new content is checked again
+    shop.products[788032119674292922]["title"] = "renamed"
+    deliver(app, dict(p, updated_at="2022-01-09T00:00:00Z"))
+    assert s.run("default", "788032119674292922") == "written"
+    assert len(shop.ops("ShopifyProduct")) == 2
+    assert ledger_balance(token_rt.state.ledger("default")) == 0
+
+
 def test_a_product_gone_from_shopify_is_deleted(token_rt, shop, sandbox):
     app, s = create_app(token_rt.settings), Syncer(token_rt.settings, token_rt.state)
     shop.products[788032119674292922] = t_shirt_node()
