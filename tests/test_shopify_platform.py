@@ -433,7 +433,7 @@ def test_api_version_is_validated(make_settings):
         == "2026-01"
 
 
-def test_webhook_parse_is_unchanged_for_fixtures(client, state):
+def test_webhook_parse_is_unchanged_for_fixtures(client):
     """Both fixtures are accepted by the webhook endpoint as they are."""
     for name in ("products_update_2023-07_ipod_nano.json",
                  "products_create_2025-10_example_t_shirt.json"):

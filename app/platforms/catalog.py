@@ -44,12 +44,17 @@ def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterat
     """Through the GraphQL Admin API: cursor pages for small catalogs, a bulk operation from
     SHOPIFY_BULK_THRESHOLD products on (0: always bulk), so 100k products take minutes, not
     hours of throttled pages (docs/design.md, Shopify reconciliation)."""
-    from app.platforms.shopify_admin import AdminClient, normalize_admin, to_rest
+    from app.platforms.shopify_admin import (
+        PRODUCTS_PER_PAGE,
+        AdminClient,
+        normalize_admin,
+        to_rest,
+    )
 
     client = AdminClient(store, wait=True)
     threshold = store.shopify_bulk_threshold
     bulk = threshold == 0 or client.count() >= threshold
-    nodes = client.bulk() if bulk else client.pages(page_size or 10)
+    nodes = client.bulk() if bulk else client.pages(page_size or PRODUCTS_PER_PAGE)
     for node in nodes:
         try:
             rest = to_rest(node)

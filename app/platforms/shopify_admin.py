@@ -29,7 +29,10 @@ log = structlog.get_logger(__name__)
 PRODUCT_GID = "gid://shopify/Product/"
 TIMEOUT = (3.05, 30.0)
 VARIANTS_PER_PRODUCT = 250  # one product at sync time: all variants of nearly every product
-VARIANTS_PER_LISTED = 40  # keeps a page of 10 products under the 1,000-point query limit
+# A page of 10 products with 40 variants each asks for 2 + 10 * (6 + 2 * 40) = 862 points:
+# under Shopify's 1,000-point limit for one query.
+PRODUCTS_PER_PAGE = 10
+VARIANTS_PER_LISTED = 40
 MAX_WAITS = 20  # throttled answers in a row a catalog read sits out before it gives up
 BULK_TIMEOUT = 6 * 3600.0
 
@@ -199,8 +202,9 @@ class AdminClient:
                                   permanent=True)
         return got
 
-    def pages(self, page_size: int = 10) -> Iterator[dict[str, Any]]:
-        """Every product node, by cursor pages of `page_size`."""
+    def pages(self, page_size: int = PRODUCTS_PER_PAGE) -> Iterator[dict[str, Any]]:
+        """Every product node, by cursor pages of `page_size` (at most PRODUCTS_PER_PAGE)."""
+        page_size = max(1, min(page_size, PRODUCTS_PER_PAGE))
         after: str | None = None
         while True:
             data = self.run(PRODUCTS_QUERY, {"first": page_size, "after": after,
