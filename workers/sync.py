@@ -81,8 +81,9 @@ class Syncer:
             self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
             return "skipped_unchanged"
 
-        verify = None
+        verify = platform = None
         if product is not None and product.verify_with and can_verify(store, product.verify_with):
+            platform = product.verify_with
             # The webhook may lack the truth (Shopify stock since 2024-07): the product is
             # re-read from the store, at most once per Personyze write (docs/design.md,
             # Shopify stock). The same webhook content, already checked, while Personyze still
@@ -97,10 +98,10 @@ class Syncer:
         if not decision.allowed:
             self.state.release(store_id, pid, claim, decision.wait)
             return "paused" if decision.paused else "throttled"
-        if verify is not None:
+        if verify is not None and platform is not None:
             # only now that a write is due and holds a token
-            webhook_hash, platform = content_hash, product.verify_with  # type: ignore[union-attr]
-            got = self._mapped(store, pid, claim, lambda: self._fetch(store, platform, pid))
+            webhook_hash, source = content_hash, platform
+            got = self._mapped(store, pid, claim, lambda: self._fetch(store, source, pid))
             if isinstance(got, str):
                 return got
             row = got[1]
