@@ -24,6 +24,7 @@ from app.personyze.client import check_base_url
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
 # The Shopify Admin API version every Shopify call pins (a stable release: YYYY-MM).
 SHOPIFY_API_VERSION = "2025-10"
+SHOPIFY_MIN_API_VERSION = "2024-04"
 SHOPIFY_BULK_THRESHOLD = 2000
 DEFAULT_STORE_ID = "default"
 
@@ -47,6 +48,8 @@ def check_api_version(v: str) -> str:
     would only fail later, on the first call."""
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
         raise ValueError("must be a Shopify API version like 2025-10 (YYYY-MM)")
+    if v < SHOPIFY_MIN_API_VERSION:  # productsCount, variantsCount
+        raise ValueError(f"must be {SHOPIFY_MIN_API_VERSION} or later")
     return v
 
 

@@ -427,8 +427,9 @@ def test_bulk_lines_stream_products_once_complete():
 def test_api_version_is_validated(make_settings):
     from app.config import ConfigError
 
-    with pytest.raises(ConfigError, match="SHOPIFY_API_VERSION"):
-        make_settings(shopify_api_version="2025-13")
+    for bad in ("2025-13", "2025-1", "latest", "2023-07"):
+        with pytest.raises(ConfigError, match="SHOPIFY_API_VERSION"):
+            make_settings(shopify_api_version=bad)
     assert make_settings(shopify_api_version="2026-01").stores["default"].shopify_api_version \
         == "2026-01"
 
@@ -439,3 +440,13 @@ def test_webhook_parse_is_unchanged_for_fixtures(client):
                  "products_create_2025-10_example_t_shirt.json"):
         body, headers = shopify_request(copy.deepcopy(fixture(name)))
         assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+
+
+def test_one_api_version_for_every_store_of_a_stores_file(make_settings, tmp_path):
+    path = tmp_path / "stores.yaml"
+    path.write_text("stores:\n  - id: eu\n    shopify_shop_domain: eu.myshopify.com\n"
+                    "  - id: us\n    shopify_shop_domain: us.myshopify.com\n")
+    stores = make_settings(stores_file=str(path), shopify_api_version="2026-01",
+                           shopify_bulk_threshold=0).stores
+    assert {s.shopify_api_version for s in stores.values()} == {"2026-01"}
+    assert {s.shopify_bulk_threshold for s in stores.values()} == {0}
