@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from app.config import ConfigError, load_settings
+from app.config import SHOPIFY_API_VERSION, ConfigError, load_settings
 
 DEV_SHOPIFY_SECRET = "dev-shopify-secret"
 DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
@@ -215,8 +215,7 @@ def sample_product(product_id: int = 632910392, price: str = "199.00") -> dict[s
         "updated_at": now,
         "variants": [
             {"id": 808950810, "sku": "IPOD2008PINK", "price": price, "compare_at_price": None,
-             "inventory_quantity": 10, "inventory_management": "shopify",
-             "inventory_policy": "deny"},
+             "inventory_quantity": 10, "inventory_policy": "deny"},  # 2024-07+ shape
         ],
         "images": [{"id": 850703190, "src": "https://cdn.shopify.com/s/files/ipod-nano.png"}],
     }
@@ -232,7 +231,7 @@ def shopify_headers(body: bytes, secret: str, topic: str, shop: str) -> dict[str
         "X-Shopify-Event-Id": str(uuid.uuid4()),
         "X-Shopify-Webhook-Id": str(uuid.uuid4()),
         "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
-        "X-Shopify-API-Version": "2025-01",
+        "X-Shopify-API-Version": SHOPIFY_API_VERSION,
     }
 
 

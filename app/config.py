@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from app.personyze.client import DEFAULT_BASE_URL as PERSONYZE_API_URL
 from app.personyze.client import check_base_url
 
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
+# The Shopify Admin API version every Shopify call pins (a stable release: YYYY-MM).
+SHOPIFY_API_VERSION = "2025-10"
+SHOPIFY_MIN_API_VERSION = "2024-04"
+SHOPIFY_BULK_THRESHOLD = 2000
 DEFAULT_STORE_ID = "default"
 
 
@@ -43,6 +48,16 @@ def check_public_url(url: str, name: str = "PUBLIC_URL") -> str:
     BigCommerce accept nothing else), plain http only for loopback hosts (tests); no trailing
     slash, so `/webhooks/<platform>` can be appended."""
     return check_https_url(url.strip(), name).rstrip("/")
+
+
+def check_api_version(v: str) -> str:
+    """Shopify names stable Admin API versions by release month (`2025-10`); anything else
+    would only fail later, on the first call."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
+        raise ValueError("must be a Shopify API version like 2025-10 (YYYY-MM)")
+    if v < SHOPIFY_MIN_API_VERSION:  # productsCount, variantsCount
+        raise ValueError(f"must be {SHOPIFY_MIN_API_VERSION} or later")
+    return v
 
 
 def check_whsec(secrets: list[SecretStr]) -> list[SecretStr]:
@@ -98,6 +113,9 @@ class StoreConfig(BaseModel):
     shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
     shopify_admin_token: SecretStr | None = None
     shopify_admin_api_url: str | None = None  # default https://{shop domain}
+    shopify_api_version: str = SHOPIFY_API_VERSION
+    # catalogs of at least this many products are read by a bulk operation (0: always)
+    shopify_bulk_threshold: int = Field(default=SHOPIFY_BULK_THRESHOLD, ge=0)
     storefront_domain: str | None = None
     woocommerce_url: str | None = None
     woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
@@ -133,6 +151,11 @@ class StoreConfig(BaseModel):
     @classmethod
     def _shopify_url(cls, v: str | None) -> str | None:
         return None if v is None else check_https_url(v, "SHOPIFY_ADMIN_API_URL")
+
+    @field_validator("shopify_api_version")
+    @classmethod
+    def _shopify_version(cls, v: str) -> str:
+        return check_api_version(v)
 
     @property
     def shopify_api(self) -> str | None:
@@ -200,6 +223,8 @@ class Settings(BaseSettings):
     shopify_shop_domain: str | None = None
     shopify_admin_token: SecretStr | None = None
     shopify_admin_api_url: str | None = None
+    shopify_api_version: str = SHOPIFY_API_VERSION
+    shopify_bulk_threshold: int = Field(default=SHOPIFY_BULK_THRESHOLD, ge=0)
     storefront_domain: str | None = None
     woocommerce_webhook_secret: SecretStr | None = None
     woocommerce_url: str | None = None
@@ -234,7 +259,6 @@ class Settings(BaseSettings):
     # Store webhook subscriptions (`personyze-sync connect`, and the scheduler's repair)
     public_url: str | None = None
     subscription_check_seconds: float = Field(default=3600.0, ge=0)
-    shopify_api_version: str = "2025-10"
 
     @field_validator("public_url")
     @classmethod
@@ -245,6 +269,11 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, v: str) -> str:
         return check_https_url(v)
+
+    @field_validator("shopify_api_version")
+    @classmethod
+    def _shopify_version(cls, v: str) -> str:
+        return check_api_version(v)
 
     @field_validator("admin_token")
     @classmethod
@@ -263,7 +292,12 @@ class Settings(BaseSettings):
     def stores(self) -> dict[str, StoreConfig]:
         """The stores this process serves: from STORES_FILE, else one from the environment."""
         if self.stores_file:
-            return load_stores_file(self.stores_file)
+            stores = load_stores_file(self.stores_file)
+            for s in stores.values():  # one pinned version (and threshold) for every store
+                for name in ("shopify_api_version", "shopify_bulk_threshold"):
+                    if name not in s.model_fields_set:
+                        setattr(s, name, getattr(self, name))
+            return stores
         store = StoreConfig(
             id=self.store_id,
             personyze=PersonyzeAccount(
@@ -275,6 +309,8 @@ class Settings(BaseSettings):
             shopify_webhook_secrets=_split_secrets(_raw(self.shopify_webhook_secret)),
             shopify_admin_token=self.shopify_admin_token,
             shopify_admin_api_url=self.shopify_admin_api_url,
+            shopify_api_version=self.shopify_api_version,
+            shopify_bulk_threshold=self.shopify_bulk_threshold,
             storefront_domain=self.storefront_domain,
             woocommerce_url=self.woocommerce_url,
             woocommerce_webhook_secrets=_split_secrets(_raw(self.woocommerce_webhook_secret)),

@@ -1,8 +1,7 @@
 """Minimal store REST APIs for tests (the external systems the worker refetches products
 from and reconciliation lists): WooCommerce `/wp-json/wc/v3/products[/<id>]` with Basic auth
 (page/per_page), BigCommerce `/stores/<hash>/v3/catalog/products[/<id>]` with `X-Auth-Token`
-(page/limit, meta.pagination), Shopify `/admin/api/<v>/products.json` with
-`X-Shopify-Access-Token` (limit, Link header cursor)."""
+(page/limit, meta.pagination). Shopify's GraphQL Admin API is tests/fake_shopify.py."""
 
 from __future__ import annotations
 
@@ -66,14 +65,6 @@ class FakeStoreAPI:
         """One page of the product list, in the platform's own pagination style."""
         q = {k: v[0] for k, v in parse_qs(urlsplit(raw_path).query).items()}
         items = [self.products[k] for k in sorted(self.products)]
-        if self.list_style == "shopify":
-            size, start = int(q.get("limit", 50)), int(q.get("page_info", 0))
-            page = items[start:start + size]
-            nxt = None
-            if start + size < len(items):
-                base = raw_path.split("?", 1)[0]
-                nxt = f'<{self.url}{base}?limit={size}&page_info={start + size}>; rel="next"'
-            return {"products": page}, nxt
         size = int(q.get("per_page", q.get("limit", 10)))
         n = int(q.get("page", 1))
         page = items[(n - 1) * size:n * size]
@@ -96,10 +87,3 @@ def fake_bigcommerce() -> FakeStoreAPI:
     return FakeStoreAPI(f"/stores/{BC_HASH}/v3/catalog/products/", "X-Auth-Token", BC_TOKEN,
                         wrap=True, list_style="bigcommerce")
 
-
-SHOPIFY_TOKEN = "shpat_test_token"
-
-
-def fake_shopify() -> FakeStoreAPI:
-    return FakeStoreAPI("/admin/api/2025-01/products/", "X-Shopify-Access-Token",
-                        SHOPIFY_TOKEN, list_style="shopify")

@@ -255,7 +255,7 @@ def test_shopify_pages_and_reads_the_older_callback_url(connected_settings, fake
     for t in SHOPIFY_TOPICS:
         s.add(t, url)
     store = connected_settings().stores["default"]
-    found = ensure(Shopify(store, url, "2025-10"))
+    found = ensure(Shopify(store, url))
     assert [x.topic for x in found.healthy] == list(SHOPIFY_TOPICS) and not found.create
     assert not s.writes()
     assert len(s.requests) == 4  # pages of one: our three and another app's

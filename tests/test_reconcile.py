@@ -12,14 +12,13 @@ import pytest
 from app import create_app, runtime
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeClient
+from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product, gql_variant
 from tests.fake_stores import (
     BC_HASH,
     BC_TOKEN,
     KEY,
     SECRET,
-    SHOPIFY_TOKEN,
     fake_bigcommerce,
-    fake_shopify,
     fake_woo,
 )
 from tests.servers import ROOT, settings_env
@@ -30,7 +29,7 @@ from workers.sync import Syncer
 
 @pytest.fixture
 def shop():
-    s = fake_shopify()
+    s = FakeShopify()
     yield s
     s.stop()
 
@@ -50,10 +49,10 @@ def sync_all(rt):
 
 def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
     for i in range(1, 6):
-        shop.products[i] = shopify_product(pid=i, at=i, title=f"p{i}")
+        shop.products[i] = gql_product(i, at=f"2026-01-01T00:00:0{i}Z", title=f"p{i}")
     counts = reconcile(rt, "default", page_size=2)
     assert counts["listed"] == 5 and counts["accepted_wake"] == 5
-    assert sum("page_info" in r for r in shop.requests) == 2  # three pages
+    assert len(shop.ops("ShopifyProducts")) == 3  # three pages
     sync_all(rt)
     assert sorted(r["title"] for r in sandbox.rows("products")) == [f"p{i}" for i in range(1, 6)]
 
@@ -67,17 +66,21 @@ def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
 
 def test_reconcile_repairs_a_lost_webhook(rt, shop, sandbox):
     web = create_app(rt.settings).test_client()
+    shop.products[1] = gql_product(1, variants=[gql_variant(11, price="10.00")])
     body, headers = shopify_request(shopify_product(pid=1, at=1, price="10.00"))
     web.post("/webhooks/shopify", data=body, headers=headers)
     sync_all(rt)
-    shop.products[1] = shopify_product(pid=1, at=50, price="12.00")  # its webhook never came
+    assert sandbox.rows("products")[0]["sale_price"] == "10.00"
+    # its webhook never came:
+    shop.products[1] = gql_product(1, at="2026-01-01T13:00:00Z",
+                                   variants=[gql_variant(11, price="12.00")])
     assert reconcile(rt, "default")["accepted_wake"] == 1
     sync_all(rt)
     assert sandbox.rows("products")[0]["sale_price"] == "12.00"
 
 
 def test_delete_missing_is_opt_in(rt, shop, sandbox):
-    shop.products[1] = shopify_product(pid=1, at=1)
+    shop.products[1] = gql_product(1)
     with PersonyzeClient(sandbox.api_key, sandbox.url) as c:
         c.product_upsert({"internal_id": "999", "title": "gone from the store"})
     reconcile(rt, "default")
@@ -114,7 +117,7 @@ def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settin
                                                                        shop):
     settings = make_settings(personyze_base_url=sandbox.url, shopify_admin_token=SHOPIFY_TOKEN,
                              shopify_admin_api_url=shop.url, reconcile_interval_seconds=3600)
-    shop.products[1] = shopify_product(pid=1, at=1)
+    shop.products[1] = gql_product(1)
     rt = runtime.build(settings)
     stop = threading.Event()
     threads = [threading.Thread(target=run_periodic, args=(rt, stop)) for _ in range(2)]
@@ -124,7 +127,7 @@ def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settin
         from tests.servers import eventually
 
         eventually(lambda: rt.state.ledger("default")["received"] >= 1, timeout=10)
-        assert len([r for r in shop.requests if "products.json" in r]) == 1
+        assert len(shop.ops("ShopifyProducts")) == 1
     finally:
         stop.set()
         for t in threads:
@@ -138,7 +141,7 @@ def test_resync_command(make_settings, sandbox, shop):
     p = subprocess.run([cli, "resync"], env=settings_env(settings), cwd=ROOT,
                        capture_output=True, text=True)
     assert p.returncode == 2 and "no store API configured" in p.stderr
-    shop.products[7] = shopify_product(pid=7)
+    shop.products[7] = gql_product(7)
     env = dict(settings_env(settings), SHOPIFY_ADMIN_TOKEN=SHOPIFY_TOKEN,
                SHOPIFY_ADMIN_API_URL=shop.url)
     p = subprocess.run([cli, "resync"], env=env, cwd=ROOT, capture_output=True, text=True)
@@ -148,8 +151,8 @@ def test_resync_command(make_settings, sandbox, shop):
 
 
 def test_an_unreadable_listed_product_is_counted_and_skipped(rt, shop, sandbox):
-    shop.products[1] = shopify_product(pid=1, at=1)
-    shop.products[2] = shopify_product(pid=2, updated_at="not a time")
+    shop.products[1] = gql_product(1)
+    shop.products[2] = gql_product(2, at="not a time")
     with PersonyzeClient(sandbox.api_key, sandbox.url) as c:
         c.product_upsert({"internal_id": "999", "title": "other source"})
     counts = reconcile(rt, "default", delete_missing=True)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 import structlog
@@ -25,7 +27,7 @@ from app.personyze import (
     PersonyzeError,
     PersonyzeUnavailable,
 )
-from app.platforms.fetch import FETCHERS, Fetcher, StoreFetchError
+from app.platforms.fetch import FETCHERS, Fetcher, StoreFetchError, can_verify
 
 log = structlog.get_logger(__name__)
 MAX_ERRORS_KEPT = 20
@@ -70,26 +72,45 @@ class Syncer:
         if isinstance(claim, str):
             return claim  # busy (another worker has it) or idle (nothing pending)
 
-        try:
-            product = self._desired(store, pid, claim)
-            row = map_product(product, store) if product is not None and product.is_live else None
-        except StoreFetchError as e:
-            return self._failed(store, pid, claim, None, e)
-        except (SoftTimeLimitExceeded, redis.RedisError):
-            raise  # infrastructure, not this product: the key is retried after its lease
-        except Exception as e:  # noqa: BLE001 - a bug in mapping must not loop forever
-            log.exception("mapping_failed", store=store_id, product=pid)
-            return self._failed(store, pid, claim, None, MappingError(f"{type(e).__name__}: {e}"))
+        got = self._mapped(store, pid, claim, lambda: self._desired(store, pid, claim))
+        if isinstance(got, str):
+            return got
+        product, row = got
         content_hash = DELETED_HASH if row is None else row_hash(row)
         if content_hash == claim.synced_hash:
             self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
             return "skipped_unchanged"
+
+        verify = platform = None
+        if product is not None and product.verify_with and can_verify(store, product.verify_with):
+            platform = product.verify_with
+            # The webhook may lack the truth (Shopify stock since 2024-07): the product is
+            # re-read from the store, at most once per Personyze write (docs/design.md,
+            # Shopify stock). The same webhook content, already checked, while Personyze still
+            # holds what that check gave, needs no second look.
+            verify = f"{content_hash}:{claim.synced_hash}"
+            if self.state.r.hget(self._checked_key(store_id), pid) == verify.encode():
+                self.state.complete(store_id, pid, claim, claim.synced_hash, "skipped_unchanged")
+                return "skipped_unchanged"
 
         limiter = self.limiter(store)
         decision = limiter.acquire()
         if not decision.allowed:
             self.state.release(store_id, pid, claim, decision.wait)
             return "paused" if decision.paused else "throttled"
+        if verify is not None and platform is not None:
+            # only now that a write is due and holds a token
+            webhook_hash, source = content_hash, platform
+            got = self._mapped(store, pid, claim, lambda: self._fetch(store, source, pid))
+            if isinstance(got, str):
+                return got
+            row = got[1]
+            content_hash = DELETED_HASH if row is None else row_hash(row)
+            verify = f"{webhook_hash}:{content_hash}"
+            if content_hash == claim.synced_hash:  # the token goes unused
+                self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
+                self.state.r.hset(self._checked_key(store_id), pid, verify)
+                return "skipped_unchanged"
 
         client = self.client(store)
         try:
@@ -101,9 +122,32 @@ class Syncer:
             self.state.note_call(store_id, type(e).__name__, None)
             return self._failed(store, pid, claim, limiter, e)
         self.state.complete(store_id, pid, claim, content_hash, "written", limiter.fail_key)
+        if verify is not None:
+            self.state.r.hset(self._checked_key(store_id), pid, verify)
         latency = time.time() - claim.received_at if claim.received_at else None
         self.state.note_call(store_id, "ok", latency)
         return "written"
+
+    def _checked_key(self, store_id: str) -> str:
+        """Per product: the webhook row hash last checked against the store's API, and the
+        hash Personyze was left holding by that check."""
+        return f"{self.state.keys.prefix}:{{{store_id}}}:checked"
+
+    def _mapped(self, store: StoreConfig, pid: str, claim: Claim,
+                desired: Callable[[], Product | None]
+                ) -> tuple[Product | None, dict[str, Any] | None] | str:
+        """The product and its row (None: delete it), or the outcome of failing to get them."""
+        try:
+            product = desired()
+            row = map_product(product, store) if product is not None and product.is_live else None
+        except StoreFetchError as e:
+            return self._failed(store, pid, claim, None, e)
+        except (SoftTimeLimitExceeded, redis.RedisError):
+            raise  # infrastructure, not this product: the key is retried after its lease
+        except Exception as e:  # noqa: BLE001 - a bug in mapping must not loop forever
+            log.exception("mapping_failed", store=store.id, product=pid)
+            return self._failed(store, pid, claim, None, MappingError(f"{type(e).__name__}: {e}"))
+        return product, row
 
     def _desired(self, store: StoreConfig, pid: str, claim: Claim) -> Product | None:
         """The state Personyze should hold: the pending product, None for a delete, or for a
@@ -112,7 +156,9 @@ class Syncer:
             return Product.from_json(claim.doc)
         if claim.kind == "delete":
             return None
-        platform = claim.doc.decode()
+        return self._fetch(store, claim.doc.decode(), pid)
+
+    def _fetch(self, store: StoreConfig, platform: str, pid: str) -> Product | None:
         if (store.id, platform) not in self.fetchers:
             self.fetchers[store.id, platform] = FETCHERS[platform](store)
         return self.fetchers[store.id, platform](pid)
@@ -145,6 +191,11 @@ class Syncer:
             log.error("personyze_auth_failed", store=store.id, paused_seconds=paused)
             self.state.release(store.id, pid, claim, paused)
             return "auth_failed"
+        retry_after = getattr(e, "retry_after", None)
+        if isinstance(e, StoreFetchError) and retry_after is not None:
+            # The store's own throttle (Shopify's cost bucket): back then, budget kept.
+            self.state.release(store.id, pid, claim, retry_after)
+            return "store_throttled"
         age = time.time() - (claim.first_failure or time.time())
         permanent = isinstance(e, PersonyzeBadRequest) or getattr(e, "permanent", False)
         if permanent or claim.attempts + 1 >= s.max_attempts or age >= s.max_retry_age_seconds:

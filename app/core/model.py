@@ -52,6 +52,9 @@ class Product:
     sku: str | None = None
     status: str = "active"
     raw: dict[str, Any] = field(default_factory=dict)
+    # A platform whose Admin API holds the truth this (webhook) state may lack: when the store
+    # has API access there, the worker re-reads the product before writing it.
+    verify_with: str | None = None
 
     @property
     def is_live(self) -> bool:

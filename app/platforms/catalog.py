@@ -17,11 +17,9 @@ from app.platforms.fetch import (
     StoreFetchError,
     bigcommerce_session,
     get,
-    shopify_session,
     woocommerce_session,
 )
 
-SHOPIFY_API_VERSION = "2025-01"
 # platform, product, version (us); or the BadPayload of a product that could not be read
 Listed = tuple[str, Product, int] | BadPayload
 
@@ -42,17 +40,28 @@ def _page(got: tuple[Any, Any] | None, what: str) -> tuple[Any, Any]:
     return got
 
 
-def shopify_products(store: StoreConfig, page_size: int = 250) -> Iterator[Listed]:
-    from app.platforms.shopify import normalize
+def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterator[Listed]:
+    """Through the GraphQL Admin API: cursor pages for small catalogs, a bulk operation from
+    SHOPIFY_BULK_THRESHOLD products on (0: always bulk), so 100k products take minutes, not
+    hours of throttled pages (docs/design.md, Shopify reconciliation)."""
+    from app.platforms.shopify_admin import (
+        PRODUCTS_PER_PAGE,
+        AdminClient,
+        normalize_admin,
+        to_rest,
+    )
 
-    session = shopify_session(store)
-    url: str | None = (f"{store.shopify_api}/admin/api/{SHOPIFY_API_VERSION}/products.json"
-                       f"?limit={page_size}")
-    while url:
-        data, resp = _page(get(session, url, "Shopify"), "Shopify")
-        for p in data.get("products", []) if isinstance(data, dict) else []:
-            yield _item("shopify", p, normalize, "updated_at")
-        url = resp.links.get("next", {}).get("url")  # cursor pagination via Link headers
+    client = AdminClient(store, wait=True)
+    threshold = store.shopify_bulk_threshold
+    bulk = threshold == 0 or client.count() >= threshold
+    nodes = client.bulk() if bulk else client.pages(page_size or PRODUCTS_PER_PAGE)
+    for node in nodes:
+        try:
+            rest = to_rest(node)
+        except BadPayload as e:
+            yield e
+            continue
+        yield _item("shopify", rest, normalize_admin, "updated_at")
 
 
 def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[Listed]:

@@ -28,6 +28,8 @@ from app.platforms.base import HmacPlatform, Ignore
 PRODUCT_TOPICS = {"products/create", "products/update", "products/delete"}
 # Mandatory for App Store apps; we keep no customer data, so verified = done.
 COMPLIANCE_TOPICS = {"customers/data_request", "customers/redact", "shop/redact"}
+# Product.status of an active product with `published_at: null` (not on the online store).
+UNPUBLISHED = "unpublished"
 
 
 class Shopify(HmacPlatform):
@@ -83,7 +85,16 @@ def tie_break(updated: int, triggered_at: str | None) -> int:
 
 
 def normalize(p: dict[str, Any], pid: str) -> Product:
-    """Shopify REST product -> Product, with the price and stock rules of DESIGN.md."""
+    """Shopify REST product (the webhook body, API 2023-07 through 2026-01) -> Product, with
+    the price and stock rules of docs/design.md (Shopify stock).
+
+    Since API 2024-07 product webhooks carry no `variants[].inventory_management` (Shopify's
+    product variant field clean-up), so whether a variant is tracked is unknown from the
+    payload. Where the key is present (older versions, and our GraphQL adapter) untracked
+    variants are sellable; where it is absent a variant is sellable when its quantity is above
+    0 or its policy is `continue`. So an untracked variant with quantity 0 and policy `deny`
+    reads as out of stock: with SHOPIFY_ADMIN_TOKEN the worker re-reads the product through
+    the GraphQL Admin API (`verify_with`) and writes Shopify's own `availableForSale`."""
     variants = p.get("variants")
     if variants is None:
         variants = []
@@ -91,7 +102,7 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
         raise BadPayload("variants must be a list")
     best: tuple[Decimal, Decimal | None] | None = None
     sellable: bool | None = None
-    tracked_total: int | None = None
+    inventory: int | None = None
     for i, v in enumerate(variants):
         v = obj(v, f"variants[{i}]")
         price = money(v.get("price"), f"variants[{i}].price")
@@ -99,10 +110,14 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
         if price is not None and (best is None or price < best[0]):
             best = (price, compare)
         qty = integer(v.get("inventory_quantity"), f"variants[{i}].inventory_quantity") or 0
-        tracked = bool(v.get("inventory_management"))
-        if tracked:
-            tracked_total = (tracked_total or 0) + qty
-        ok = not tracked or qty > 0 or v.get("inventory_policy") == "continue"
+        # None: the payload does not say (API 2024-07 and later)
+        tracked = bool(v["inventory_management"]) if "inventory_management" in v else None
+        if tracked is not False:
+            # An oversold variant (policy continue, quantity below 0) takes nothing away from
+            # the stock of the others. Untracked variants' quantities are meaningless; with
+            # unknown tracking they count (inferred: an untracked variant mostly reads 0).
+            inventory = (inventory or 0) + max(qty, 0)
+        ok = tracked is False or qty > 0 or v.get("inventory_policy") == "continue"
         sellable = bool(sellable) or ok
     price = sale = None
     if best is not None:
@@ -113,6 +128,9 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
     status = p.get("status") or "active"
     if not isinstance(status, str):
         raise BadPayload("status must be a string")
+    if status == "active" and "published_at" in p and p["published_at"] is None:
+        # Active but not published to the online store: customers cannot open it.
+        status = UNPUBLISHED
     return Product(
         id=pid,
         title=text(p.get("title"), "title"),
@@ -120,7 +138,7 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
         price=price,
         sale_price=sale,
         in_stock=sellable,
-        inventory=tracked_total,
+        inventory=inventory,
         image_url=image,
         path=f"/products/{handle}" if (handle := text(p.get("handle"), "handle")) else None,
         brand=text(p.get("vendor"), "vendor"),
@@ -128,4 +146,5 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
         sku=text(first.get("sku"), "variants[0].sku"),
         status=status,
         raw=p,
+        verify_with="shopify",
     )

@@ -175,10 +175,12 @@ class Shopify:
     what = "Shopify"
     topics = ("PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE")
 
-    def __init__(self, store: StoreConfig, url: str, api_version: str) -> None:
+    def __init__(self, store: StoreConfig, url: str) -> None:
+        from app.platforms.shopify_admin import graphql_url
+
         self.url = url
         self.session = shopify_session(store)
-        self.endpoint = f"{store.shopify_api}/admin/api/{api_version}/graphql.json"
+        self.endpoint = graphql_url(store)
 
     def _gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         data = _obj(call(self.session, "POST", self.endpoint, self.what,
@@ -337,8 +339,7 @@ def platforms(settings: Settings, store: StoreConfig,
     are configured but whose API credentials are not, a line saying what to set."""
     if store.shopify_webhook_secrets:
         if store.shopify_api:
-            yield Shopify(store, webhook_url(settings, store, public_url, "shopify"),
-                          settings.shopify_api_version)
+            yield Shopify(store, webhook_url(settings, store, public_url, "shopify"))
         else:
             yield "shopify: set SHOPIFY_ADMIN_TOKEN (and SHOPIFY_SHOP_DOMAIN) to manage webhooks"
     if store.woocommerce_webhook_secrets:
