@@ -9,8 +9,8 @@ from and reconciliation lists), answering in the platforms' own shapes:
 * Shopify `/admin/api/<v>/products.json` with `X-Shopify-Access-Token` (limit, Link header
   cursor); a missing product is `{"errors": "Not Found"}`.
 
-`status` forces an answer (500, 401, ...); `redirects` maps a path prefix to a Location (an
-absolute URL or a path on the same server) answered with 302."""
+`status` forces an answer (500, 401, ...), `path_status` one path's; `redirects` maps a path
+prefix to a Location (an absolute URL or a path on the same server) answered with 302."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+FIXTURES = Path(__file__).parent / "fixtures"
 KEY, SECRET = "ck_test", "cs_test"
 BC_HASH, BC_TOKEN = "abc123", "bc-token-test"
 
@@ -47,6 +49,7 @@ class FakeStoreAPI:
         self.store_info: dict[str, Any] | None = None
         self.store_info_path: str | None = None
         self.status: int | None = None
+        self.path_status: dict[str, int] = {}
         self.redirects: dict[str, str] = {}
         self.requests: list[str] = []
         self.headers_seen: list[dict[str, str]] = []
@@ -72,8 +75,8 @@ class FakeStoreAPI:
                     extra["Location"] = redirect
                 elif self.headers.get(auth_header) != auth_value:
                     status, body = 401, {"code": "unauthorized"}
-                elif fake.status:
-                    status, body = fake.status, {"code": "forced"}
+                elif fake.status or path in fake.path_status:
+                    status, body = fake.status or fake.path_status[path], {"code": "forced"}
                 elif tail is not None and tail.isdigit():
                     p = fake.products.get(int(tail))
                     status, body = 404, fake.not_found
@@ -149,6 +152,8 @@ def fake_bigcommerce() -> FakeStoreAPI:
     api = FakeStoreAPI(f"/stores/{BC_HASH}/v3/catalog/products/", "X-Auth-Token", BC_TOKEN,
                        wrap=True, list_style="bigcommerce", not_found=BC_NOT_FOUND)
     api.store_info_path = f"/stores/{BC_HASH}/v2/store"
+    api.store_info = json.loads((FIXTURES / "bigcommerce/store_information.json").read_text())[
+        "payload"]  # secure_url https://my-awesome.store
     return api
 
 
