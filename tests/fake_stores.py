@@ -51,6 +51,7 @@ class FakeStoreAPI:
         self.status: int | None = None
         self.path_status: dict[str, int] = {}
         self.redirects: dict[str, str] = {}
+        self.html_paths: set[str] = set()  # answered 200 with an HTML page (a site's theme)
         self.requests: list[str] = []
         self.headers_seen: list[dict[str, str]] = []
         self.not_found = not_found if not_found is not None else {"errors": "Not Found"}
@@ -94,10 +95,14 @@ class FakeStoreAPI:
                     if link:
                         extra["Link"] = link
                 data = json.dumps(body).encode()
+                if redirect is None and path in fake.html_paths:
+                    status, data = 200, b"<!DOCTYPE html><html><body>Just another site</body>"
+                    extra["Content-Type"] = "text/html; charset=UTF-8"
                 self.send_response(status)
                 for k, v in extra.items():
                     self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in extra:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
