@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import requests
-
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product, parse_time, product_id
 from app.platforms.fetch import (
     StoreFetchError,
+    StoreSession,
     bigcommerce_session,
     bigcommerce_storefront,
     get,
@@ -74,7 +73,7 @@ def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[L
         page += 1
 
 
-def _woocommerce_item(session: requests.Session, store: StoreConfig, p: Any) -> Listed:
+def _woocommerce_item(session: StoreSession, store: StoreConfig, p: Any) -> Listed:
     """A listed product; a variable one is priced from its variations (one more call), and
     versioned by the newest of its own and its variations' `date_modified_gmt` (a variation's
     price change need not touch the parent's date)."""

@@ -12,7 +12,6 @@ Two rules hold for every store API call (docs/design.md, Store API calls):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -53,6 +52,9 @@ class StoreSession(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self.max_redirects = MAX_REDIRECTS
+        # What this store told us once (BigCommerce's storefront URL): as long as the session,
+        # i.e. a worker process's fetcher or one reconciliation pass.
+        self.memo: dict[str, Any] = {}
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest,
                      response: requests.Response) -> None:
@@ -141,7 +143,7 @@ def _normalized(normalize: Callable[[dict[str, Any], str], Product], data: dict[
                               permanent=True) from None
 
 
-def woocommerce_session(store: StoreConfig) -> requests.Session:
+def woocommerce_session(store: StoreConfig) -> StoreSession:
     session = StoreSession()
     session.auth = (
         store.woocommerce_consumer_key.get_secret_value(),  # type: ignore[union-attr]
@@ -150,14 +152,14 @@ def woocommerce_session(store: StoreConfig) -> requests.Session:
     return session
 
 
-def bigcommerce_session(store: StoreConfig) -> requests.Session:
+def bigcommerce_session(store: StoreConfig) -> StoreSession:
     session = StoreSession()
     token = store.bigcommerce_access_token.get_secret_value()  # type: ignore[union-attr]
     session.headers.update({"X-Auth-Token": token, "Accept": "application/json"})
     return session
 
 
-def shopify_session(store: StoreConfig) -> requests.Session:
+def shopify_session(store: StoreConfig) -> StoreSession:
     session = StoreSession()
     token = store.shopify_admin_token.get_secret_value()  # type: ignore[union-attr]
     session.headers.update({"X-Shopify-Access-Token": token, "Accept": "application/json"})
@@ -212,20 +214,14 @@ def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
     return fetch
 
 
-_storefronts: dict[tuple[str, str], str | None] = {}
-_storefronts_lock = threading.Lock()
-
-
-def bigcommerce_storefront(session: requests.Session, store: StoreConfig) -> str | None:
+def bigcommerce_storefront(session: StoreSession, store: StoreConfig) -> str | None:
     """The base of BigCommerce product URLs: `https://STOREFRONT_DOMAIN`, else the store's
-    own `secure_url` (`GET /stores/{hash}/v2/store`), read once per process. Never another
+    own `secure_url` (`GET /stores/{hash}/v2/store`), read once per session. Never another
     platform's domain. Without the Information read scope the rows carry no guide_url."""
     if store.storefront_domain:
         return f"https://{store.storefront_domain}"
-    key = (store.bigcommerce_api_url, store.bigcommerce_store_hash or "")
-    with _storefronts_lock:
-        if key in _storefronts:
-            return _storefronts[key]
+    if "storefront" in session.memo:
+        return session.memo["storefront"]
     url = f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}/v2/store"
     try:
         info = get_json(session, url, "BigCommerce store information")
@@ -234,9 +230,7 @@ def bigcommerce_storefront(session: requests.Session, store: StoreConfig) -> str
             raise  # try again with the product's next attempt
         log.warning("bigcommerce_storefront_unknown", store=store.id, error=str(e))
         info = None
-    base = _secure_url(info)
-    with _storefronts_lock:
-        _storefronts[key] = base
+    session.memo["storefront"] = base = _secure_url(info)
     return base
 
 
