@@ -32,6 +32,17 @@ def fixture(name: str) -> Any:
     return copy.deepcopy(data["payload"])
 
 
+_webs: dict[int, tuple[Any, Any]] = {}
+
+
+def web(rt):
+    """One app per runtime: each app holds a Redis connection of its own for the webhook
+    script, and the test session shares one connection pool."""
+    if id(rt) not in _webs:
+        _webs[id(rt)] = (rt, create_app(rt.settings).test_client())
+    return _webs[id(rt)][1]
+
+
 def sync_all(rt) -> list[str]:
     s = Syncer(rt.settings, rt.state)
     return [s.run("default", pid.decode())
@@ -61,8 +72,7 @@ def woo_rt(make_settings, sandbox, woo, *, keys: bool):
 
 def deliver_woo(rt, woo, payload, topic="product.updated") -> str:
     body, headers = woo_request(payload, topic=topic, source=woo.url + "/")
-    resp = create_app(rt.settings).test_client().post("/webhooks/woocommerce", data=body,
-                                                       headers=headers)
+    resp = web(rt).post("/webhooks/woocommerce", data=body, headers=headers)
     assert resp.status_code == 200, resp.json
     return resp.json["status"]
 
@@ -225,8 +235,7 @@ def deliver_bc(rt, payload: dict[str, Any]):
     sig = Webhook(base64.b64encode(BC_CLIENT_SECRET.encode()).decode()).sign(msg_id, now, body)
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
                "webhook-signature": sig, "Content-Type": "application/json"}
-    return create_app(rt.settings).test_client().post("/webhooks/bigcommerce", data=body,
-                                                       headers=headers)
+    return web(rt).post("/webhooks/bigcommerce", data=body, headers=headers)
 
 
 def updated_webhook(pid: int, digest: str) -> dict[str, Any]:
