@@ -13,6 +13,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -142,6 +143,11 @@ class StoreConfig(BaseModel):
             self.woocommerce_url = normalize_source_url(self.woocommerce_url)
         return self
 
+    @field_validator("woocommerce_url")
+    @classmethod
+    def _woo_url(cls, v: str | None) -> str | None:
+        return None if not v else check_woocommerce_url(v)
+
     @field_validator("bigcommerce_api_url")
     @classmethod
     def _bc_url(cls, v: str) -> str:
@@ -192,8 +198,35 @@ class StoreConfig(BaseModel):
 
 
 def normalize_source_url(url: str) -> str:
-    """WooCommerce sends `home_url('/')` (trailing slash); users type it either way."""
-    return url.strip().lower().rstrip("/")
+    """A WordPress site's address as one comparable string: WooCommerce sends `home_url('/')`
+    (trailing slash) and users type it either way. Only the scheme and host are
+    case-insensitive: a site at `/Shop` is served at `/Shop` (its REST API too), so the path
+    keeps its case. Never raises (it also reads the unsigned `X-WC-Webhook-Source` header)."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return text.rstrip("/")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6 literal
+    if port is not None and (parts.scheme.lower(), port) not in (("https", 443), ("http", 80)):
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query, ""))
+
+
+def check_woocommerce_url(url: str) -> str:
+    """The consumer key travels in a Basic header to this site: https only (plain http for
+    loopback hosts, the test doubles), no credentials, query or fragment in it."""
+    parts = urlsplit(url.strip())
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("WOOCOMMERCE_URL has an invalid port") from None
+    if parts.query or parts.fragment:
+        raise ValueError("WOOCOMMERCE_URL must be the site address without a query or fragment")
+    check_https_url(url.strip(), "WOOCOMMERCE_URL")
+    return normalize_source_url(url)
 
 
 def _split_secrets(value: str | None) -> list[SecretStr]:

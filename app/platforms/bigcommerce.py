@@ -57,8 +57,10 @@ class BigCommerce(StandardWebhooks):
         return Event(store.id, self.name, scope, pid, int(now * 1_000_000), kind, dedupe)
 
 
-def normalize(p: dict[str, Any], pid: str) -> Product:
-    """A catalog API v3 product (with variants and images) -> Product."""
+def normalize(p: dict[str, Any], pid: str, storefront: str | None = None) -> Product:
+    """A catalog API v3 product (with variants and images) -> Product. `storefront` is the
+    store's own base URL (fetch.bigcommerce_storefront); the product URL is made absolute
+    here, never left as a path a mapping could put under another platform's domain."""
     price = money(p.get("price"), "price")
     sale = money(p.get("sale_price"), "sale_price")
     sale_price = sale if sale and price is not None and sale < price else price
@@ -92,8 +94,14 @@ def normalize(p: dict[str, Any], pid: str) -> Product:
         in_stock=in_stock,
         inventory=inventory,
         image_url=image,
-        path=text(path, "custom_url.url"),
+        url=_absolute(storefront, text(path, "custom_url.url")),
         sku=text(p.get("sku"), "sku") or None,
         status="active" if p.get("is_visible", True) else "draft",
         raw=p,
     )
+
+
+def _absolute(storefront: str | None, path: str | None) -> str | None:
+    if not storefront or not path:
+        return None
+    return storefront.rstrip("/") + ("" if path.startswith("/") else "/") + path

@@ -9,15 +9,19 @@ not written)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product, parse_time, product_id
 from app.platforms.fetch import (
     StoreFetchError,
+    StoreSession,
     bigcommerce_session,
+    bigcommerce_storefront,
     get,
     woocommerce_session,
+    woocommerce_variations,
 )
 
 # platform, product, version (us); or the BadPayload of a product that could not be read
@@ -65,8 +69,6 @@ def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterat
 
 
 def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[Listed]:
-    from app.platforms.woocommerce import normalize
-
     session = woocommerce_session(store)
     page = 1
     while True:
@@ -74,10 +76,35 @@ def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[L
         data, _ = _page(get(session, url, "WooCommerce"), "WooCommerce")
         items = data if isinstance(data, list) else []
         for p in items:
-            yield _item("woocommerce", p, normalize, "date_modified_gmt")
+            yield _woocommerce_item(session, store, p)
         if len(items) < page_size:
             return
         page += 1
+
+
+def _woocommerce_item(session: StoreSession, store: StoreConfig, p: Any) -> Listed:
+    """A listed product; a variable one is priced from its variations (one more call), and
+    versioned by the newest of its own and its variations' `date_modified_gmt` (a variation's
+    price change need not touch the parent's date)."""
+    from app.platforms.woocommerce import needs_variations, normalize
+
+    if not (isinstance(p, dict) and needs_variations(p)):
+        return _item("woocommerce", p, normalize, "date_modified_gmt")
+    try:
+        pid = product_id(p.get("id"), numeric=True)
+    except BadPayload as e:
+        return e
+    variations = woocommerce_variations(session, store, pid)
+    item = _item("woocommerce", p, partial(normalize, variations=variations),
+                 "date_modified_gmt")
+    if isinstance(item, BadPayload):
+        return item
+    try:
+        newest = max([item[2]] + [parse_time(v["date_modified_gmt"], "date_modified_gmt")
+                                  for v in variations if v.get("date_modified_gmt")])
+    except BadPayload as e:
+        return e
+    return item[0], item[1], newest
 
 
 def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[Listed]:
@@ -86,12 +113,15 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
     session = bigcommerce_session(store)
     base = store.bigcommerce_products_url
     page = 1
+    with_url = None
     while True:
         url = f"{base}?limit={page_size}&page={page}&include=variants,images"
         data, _ = _page(get(session, url, "BigCommerce"), "BigCommerce")
         items = data.get("data", []) if isinstance(data, dict) else []
+        if items and with_url is None:
+            with_url = partial(normalize, storefront=bigcommerce_storefront(session, store))
         for p in items:
-            yield _item("bigcommerce", p, normalize, "date_modified")
+            yield _item("bigcommerce", p, with_url, "date_modified")
         pages = (data.get("meta") or {}).get("pagination", {}).get("total_pages", page)
         if page >= pages or not items:
             return

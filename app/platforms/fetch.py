@@ -1,18 +1,34 @@
 """Read-only store APIs, for deliveries that say a product changed without carrying its state
-(WooCommerce variation events, every BigCommerce webhook): the worker fetches the product
-as it is now, so the write is at least as new as the event."""
+(WooCommerce variation events and variable products, every BigCommerce webhook): the worker
+fetches the product as it is now, so the write is at least as new as the event.
+
+Two rules hold for every store API call (docs/design.md, Store API calls):
+* credentials stay on their origin: a redirect to another scheme, host or port is refused
+  before anything is sent to it (requests would resend `X-Shopify-Access-Token` and
+  `X-Auth-Token` to any host; it only strips `Authorization`);
+* only the API's own "no such product" answer is a deletion: a 404 after a redirect, a 404
+  without the platform's error body (a wrong URL, a disabled plugin, a proxy), a 3xx or an
+  HTML page are store errors, never a reason to delete a row."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import structlog
 
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product
 
+log = structlog.get_logger(__name__)
 Fetcher = Callable[[str], Product | None]
+TIMEOUT = (3.05, 15.0)
+MAX_REDIRECTS = 3
+# WooCommerce returns at most 100 items per page; 100 pages bound a runaway listing.
+WOO_PAGE_SIZE, WOO_MAX_PAGES = 100, 100
 
 
 class StoreFetchError(Exception):
@@ -24,27 +40,93 @@ class StoreFetchError(Exception):
         self.permanent = permanent
 
 
-def get(session: requests.Session, url: str, what: str) -> tuple[Any, requests.Response] | None:
-    """GET JSON; None for 404. Errors never carry the credentials."""
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+class StoreSession(requests.Session):
+    """A session whose credentials never leave the origin they were configured for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_redirects = MAX_REDIRECTS
+        # What this store told us once (BigCommerce's storefront URL): as long as the session,
+        # i.e. a worker process's fetcher or one reconciliation pass.
+        self.memo: dict[str, Any] = {}
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        # requests calls this for every redirect hop, before it sends the next request.
+        if _origin(prepared_request.url or "") != _origin(response.request.url or ""):
+            host = urlsplit(prepared_request.url or "").hostname
+            raise StoreFetchError(
+                f"store API redirected to another origin ({host}); refused, the credentials "
+                "stay with the configured URL (set it to the address the API answers at)",
+                permanent=True)
+        super().rebuild_auth(prepared_request, response)
+
+
+Gone = Callable[[requests.Response], bool]
+
+
+def _json_body(resp: requests.Response) -> Any:
     try:
-        resp = session.get(url, timeout=(3.05, 15.0))
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def woocommerce_gone(resp: requests.Response) -> bool:
+    """WooCommerce's own answer for an id it does not have (WC_REST_CRUD_Controller::get_item:
+    `woocommerce_rest_product_invalid_id`, status 404). WordPress answers `rest_no_route`
+    when the plugin or the route is missing: not a deletion."""
+    body = _json_body(resp)
+    return isinstance(body, dict) and body.get("code") == "woocommerce_rest_product_invalid_id"
+
+
+def bigcommerce_gone(resp: requests.Response) -> bool:
+    """BigCommerce's JSON error body for a missing resource (`{"status": 404, "title": ...}`,
+    the NotFound schema of its OpenAPI files). Inferred: the docs do not say whether a wrong
+    store hash answers the same way."""
+    body = _json_body(resp)
+    return isinstance(body, dict) and body.get("status") == 404 and "title" in body
+
+
+def get(session: requests.Session, url: str, what: str, *,
+        gone: Gone | None = None) -> tuple[Any, requests.Response] | None:
+    """GET JSON. None only for a 404 that `gone` recognizes as the API's own "no such
+    resource" and that was not reached through a redirect. Errors never carry credentials."""
+    try:
+        resp = session.get(url, timeout=TIMEOUT)
+    except requests.TooManyRedirects:
+        raise StoreFetchError(f"{what} redirected more than {MAX_REDIRECTS} times") from None
     except requests.RequestException as e:
         raise StoreFetchError(f"{what} unreachable: {type(e).__name__}") from None
-    if resp.status_code == 404:
-        return None
-    if resp.status_code in (401, 403):
-        raise StoreFetchError(f"{what} refused the API keys ({resp.status_code})", permanent=True)
-    if resp.status_code != 200:
-        raise StoreFetchError(f"{what} answered {resp.status_code}")
+    status = resp.status_code
+    if status == 404:
+        if gone is not None and not resp.history and gone(resp):
+            return None
+        raise StoreFetchError(f"{what} answered 404 without its API's not-found error "
+                              "(a wrong store URL, a redirect, or the API is off)")
+    if status in (401, 403):
+        raise StoreFetchError(f"{what} refused the API keys ({status})", permanent=True)
+    if 300 <= status < 400:
+        raise StoreFetchError(f"{what} answered a redirect ({status}) that was not followed")
+    if status != 200:
+        raise StoreFetchError(f"{what} answered {status}")
     try:
         return resp.json(), resp
     except ValueError:
-        raise StoreFetchError(f"{what} answered malformed JSON", permanent=True) from None
+        raise StoreFetchError(f"{what} answered malformed JSON (an HTML page?)",
+                              permanent=True) from None
 
 
-def get_json(session: requests.Session, url: str, what: str) -> dict[str, Any] | None:
-    """GET a JSON object; None for 404."""
-    got = get(session, url, what)
+def get_json(session: requests.Session, url: str, what: str, *,
+             gone: Gone | None = None) -> dict[str, Any] | None:
+    """GET a JSON object; None when `gone` says the resource does not exist."""
+    got = get(session, url, what, gone=gone)
     if got is None:
         return None
     if not isinstance(got[0], dict):
@@ -61,8 +143,8 @@ def _normalized(normalize: Callable[[dict[str, Any], str], Product], data: dict[
                               permanent=True) from None
 
 
-def woocommerce_session(store: StoreConfig) -> requests.Session:
-    session = requests.Session()
+def woocommerce_session(store: StoreConfig) -> StoreSession:
+    session = StoreSession()
     session.auth = (
         store.woocommerce_consumer_key.get_secret_value(),  # type: ignore[union-attr]
         store.woocommerce_consumer_secret.get_secret_value(),  # type: ignore[union-attr]
@@ -70,33 +152,96 @@ def woocommerce_session(store: StoreConfig) -> requests.Session:
     return session
 
 
-def bigcommerce_session(store: StoreConfig) -> requests.Session:
-    session = requests.Session()
+def bigcommerce_session(store: StoreConfig) -> StoreSession:
+    session = StoreSession()
     token = store.bigcommerce_access_token.get_secret_value()  # type: ignore[union-attr]
     session.headers.update({"X-Auth-Token": token, "Accept": "application/json"})
     return session
 
 
-def shopify_session(store: StoreConfig) -> requests.Session:
-    session = requests.Session()
+def shopify_session(store: StoreConfig) -> StoreSession:
+    session = StoreSession()
     token = store.shopify_admin_token.get_secret_value()  # type: ignore[union-attr]
     session.headers.update({"X-Shopify-Access-Token": token, "Accept": "application/json"})
     return session
 
 
-def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
-    from app.platforms.woocommerce import normalize
+def woocommerce_variations(session: requests.Session, store: StoreConfig,
+                           pid: str) -> list[dict[str, Any]]:
+    """Every variation of a variable product (`/products/<id>/variations`, paginated by
+    `X-WP-TotalPages`). A parent deleted meanwhile lists none."""
+    out: list[dict[str, Any]] = []
+    base = f"{store.woocommerce_products_url}/{int(pid)}/variations?per_page={WOO_PAGE_SIZE}"
+    for page in range(1, WOO_MAX_PAGES + 1):
+        got = get(session, f"{base}&page={page}", "WooCommerce", gone=woocommerce_gone)
+        if got is None:
+            return out
+        data, resp = got
+        if not isinstance(data, list):
+            raise StoreFetchError("WooCommerce answered a non-list of variations", permanent=True)
+        out.extend(v for v in data if isinstance(v, dict))
+        try:
+            pages = int(resp.headers.get("X-WP-TotalPages", ""))
+        except ValueError:
+            pages = page + 1 if len(data) >= WOO_PAGE_SIZE else page
+        if page >= pages or not data:
+            return out
+    raise StoreFetchError(f"WooCommerce lists more than {WOO_PAGE_SIZE * WOO_MAX_PAGES} "
+                          "variations for one product", permanent=True)
 
+
+def woocommerce_product(session: requests.Session, store: StoreConfig,
+                        data: dict[str, Any], pid: str) -> Product:
+    """A WooCommerce product as the storefront prices it: a variable product on sale (or
+    without a regular price) is priced from its variations (docs/design.md, WooCommerce
+    variable products)."""
+    from app.platforms.woocommerce import needs_variations, normalize
+
+    variations = woocommerce_variations(session, store, pid) if needs_variations(data) else None
+    return _normalized(partial(normalize, variations=variations), data, pid, "WooCommerce")
+
+
+def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
     session = woocommerce_session(store)
     base = store.woocommerce_products_url
 
     def fetch(pid: str) -> Product | None:
-        data = get_json(session, f"{base}/{int(pid)}", "WooCommerce")
+        data = get_json(session, f"{base}/{int(pid)}", "WooCommerce", gone=woocommerce_gone)
         if data is None or data.get("status") == "trash":
             return None
-        return _normalized(normalize, data, pid, "WooCommerce")
+        return woocommerce_product(session, store, data, pid)
 
     return fetch
+
+
+def bigcommerce_storefront(session: StoreSession, store: StoreConfig) -> str | None:
+    """The base of BigCommerce product URLs: `https://STOREFRONT_DOMAIN`, else the store's
+    own `secure_url` (`GET /stores/{hash}/v2/store`), read once per session. Never another
+    platform's domain. Without the Information read scope the rows carry no guide_url."""
+    if store.storefront_domain:
+        return f"https://{store.storefront_domain}"
+    if "storefront" in session.memo:
+        return session.memo["storefront"]
+    url = f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}/v2/store"
+    try:
+        info = get_json(session, url, "BigCommerce store information")
+    except StoreFetchError as e:
+        if not e.permanent:
+            raise  # try again with the product's next attempt
+        log.warning("bigcommerce_storefront_unknown", store=store.id, error=str(e))
+        info = None
+    session.memo["storefront"] = base = _secure_url(info)
+    return base
+
+
+def _secure_url(info: dict[str, Any] | None) -> str | None:
+    value = (info or {}).get("secure_url")
+    if not isinstance(value, str):
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return None
+    return value.strip().rstrip("/")
 
 
 def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
@@ -106,13 +251,16 @@ def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
     base = store.bigcommerce_products_url
 
     def fetch(pid: str) -> Product | None:
-        data = get_json(session, f"{base}/{int(pid)}?include=variants,images", "BigCommerce")
+        data = get_json(session, f"{base}/{int(pid)}?include=variants,images", "BigCommerce",
+                        gone=bigcommerce_gone)
         if data is None:
             return None
         product = data.get("data")
         if not isinstance(product, dict):
             raise StoreFetchError("BigCommerce answered without data", permanent=True)
-        return _normalized(normalize, product, pid, "BigCommerce")
+        storefront = bigcommerce_storefront(session, store)
+        return _normalized(partial(normalize, storefront=storefront), product, pid,
+                           "BigCommerce")
 
     return fetch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from pydantic import SecretStr
@@ -78,21 +79,73 @@ class WooCommerce(HmacPlatform):
                 return Ignore("variation")
             return Event(store.id, self.name, topic, str(parent), int(now * 1_000_000),
                          "refresh", dedupe)
+        if store.woocommerce_api and needs_variations(payload):
+            # Priced from its variations, which the worker reads (docs/design.md, WooCommerce
+            # variable products); ordered by arrival like the variation refreshes above.
+            return Event(store.id, self.name, topic, pid, int(now * 1_000_000), "refresh",
+                         dedupe)
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
 
 
-def normalize(p: dict[str, Any], pid: str) -> Product:
+def needs_variations(p: dict[str, Any]) -> bool:
+    """A variable product's own `price` is its lowest active price and its `regular_price` is
+    empty, so a sale cannot be told from the parent alone: its variations are read."""
+    return p.get("type") == "variable" and (p.get("on_sale") is True
+                                            or p.get("regular_price") in ("", None))
+
+
+def variation_prices(variations: list[dict[str, Any]]) -> tuple[Decimal, Decimal] | None:
+    """(lowest regular price, lowest active price) over the variations a customer can buy:
+    published ones with a price (WooCommerce hides disabled, `private`, and price-less ones)."""
+    regulars: list[Decimal] = []
+    actives: list[Decimal] = []
+    for i, v in enumerate(variations):
+        if not isinstance(v, dict) or v.get("status", "publish") != "publish":
+            continue
+        active = money(v.get("price"), f"variations[{i}].price")
+        if active is None:
+            continue
+        regular = money(v.get("regular_price"), f"variations[{i}].regular_price")
+        regulars.append(regular if regular is not None and regular >= active else active)
+        actives.append(active)
+    if not actives:
+        return None
+    return min(regulars), min(actives)
+
+
+def variations_inventory(variations: list[dict[str, Any]]) -> int | None:
+    """Sum of the stock of variations that manage their own (a parent that manages stock for
+    all of them reports it itself)."""
+    total: int | None = None
+    for i, v in enumerate(variations):
+        if isinstance(v, dict) and v.get("manage_stock") is True \
+                and v.get("status", "publish") == "publish":
+            total = (total or 0) + (integer(v.get("stock_quantity"),
+                                            f"variations[{i}].stock_quantity") or 0)
+    return total
+
+
+def normalize(p: dict[str, Any], pid: str,
+              variations: list[dict[str, Any]] | None = None) -> Product:
+    """A REST API v3 product -> Product. `variations` (when read) price a variable product:
+    lowest regular price -> `price`, lowest active price -> `sale_price`. Without them a
+    variable product shows its lowest active price as both (no sale)."""
     regular = money(p.get("regular_price"), "regular_price")
     current = money(p.get("price"), "price")
     sale = money(p.get("sale_price"), "sale_price")
     price = regular if regular is not None else current
     sale_price = sale if sale is not None and p.get("on_sale") else (current or price)
+    lowest = variation_prices(variations) if variations else None
+    if lowest is not None:
+        price, sale_price = lowest
     stock_status = p.get("stock_status")
     in_stock = None if stock_status is None else stock_status in ("instock", "onbackorder")
     inventory = None
     if p.get("manage_stock"):
         inventory = integer(p.get("stock_quantity"), "stock_quantity")
+    elif variations:
+        inventory = variations_inventory(variations)
     image = first_src(p.get("images"), "images")
     cats = p.get("categories") or []
     category = None
