@@ -99,7 +99,11 @@ class ThreadScript:
     def _call(self, keys: list[Any], args: list[Any]) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self.r.connection_pool.make_connection()
+            # Built outside the pool: a held connection must not count against the pool's
+            # max_connections (redis-py 8 caps a pool at 100), or each thread and each
+            # reconnect would use up a slot for good.
+            pool = self.r.connection_pool
+            conn = self._local.conn = pool.connection_class(**pool.connection_kwargs)
         try:
             conn.send_packed_command(
                 conn.pack_command("EVALSHA", self.sha, len(keys), *keys, *args),
