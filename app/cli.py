@@ -124,16 +124,21 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from workers.celery_app import celery
+    from app.logging_setup import configure_logging
+    from app.observability import SchedulerPulse, init_sentry
+    from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
 
-    d = Dispatcher(celery.runtime, celery)
+    rt = _runtime()
+    configure_logging(rt.settings.log_level)
+    init_sentry(rt.settings, "scheduler")  # crashes, and the Crons check-ins below
+    d = Dispatcher(rt, make_celery(rt))
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
-    threading.Thread(target=run_periodic, args=(celery.runtime, d.stop_event),
+    threading.Thread(target=run_periodic, args=(rt, d.stop_event),
                      daemon=True, name="reconcile").start()
     with contextlib.suppress(KeyboardInterrupt):
-        d.run()
+        d.run(on_turn=SchedulerPulse(rt.redis, rt.settings.key_prefix))
     return 0
 
 
