@@ -8,11 +8,14 @@ that live three minutes), and are written off the webhook path, by the worker.""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from app.core.state import State
+
+if TYPE_CHECKING:
+    from app.config import StoreConfig
 
 RECENT_KEPT = 50
 MINUTE_KEY_TTL = 180
@@ -52,3 +55,18 @@ def writes_per_minute(state: State, store: str) -> int:
     cur, prev = state.r.mget(f"{wpm}:{minute}", f"{wpm}:{minute - 1}")
     frac = 1.0 - (now % 60) / 60.0
     return round(int(cur or 0) + int(prev or 0) * frac)
+
+
+def pause_state(state: State, store: StoreConfig) -> dict[str, Any]:
+    """Whether the store's Personyze account is paused, for how much longer, and why (the
+    consecutive 401s and 503s since its last success; app/core/lua/pause.lua)."""
+    from app.core.ratelimit import AccountLimiter
+
+    limiter = AccountLimiter(state.r, state.keys, store.personyze)
+    fails = {k.decode(): v.decode() for k, v in state.r.hgetall(limiter.fail_key).items()}
+    remaining = limiter.paused_for()
+    auth, busy = int(fails.get("auth", 0)), int(fails.get("busy", 0))
+    reason = ("" if not remaining else "401: API key rejected" if auth
+              else "503: Personyze asked to wait")
+    return {"paused": remaining > 0, "remaining_seconds": round(remaining, 1), "reason": reason,
+            "consecutive_401": auth, "consecutive_503": busy}
