@@ -70,3 +70,13 @@ def pause_state(state: State, store: StoreConfig) -> dict[str, Any]:
               else "503: Personyze asked to wait")
     return {"paused": remaining > 0, "remaining_seconds": round(remaining, 1), "reason": reason,
             "consecutive_401": auth, "consecutive_503": busy}
+
+
+def overview(state: State, store: StoreConfig) -> dict[str, Any]:
+    """One store at a glance: the state's status (ledger, balance, due, backlog age, DLQ
+    size), the account's pause and writes in the last minute. What /admin, /admin/status
+    and `personyze-sync status` show."""
+    out = state.status(store.id)
+    out.update(pause=pause_state(state, store), writes_per_minute=writes_per_minute(state,
+                                                                                   store.id))
+    return out

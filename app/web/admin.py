@@ -155,21 +155,13 @@ def _dlq_page(rt, store: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
     return sorted(out, key=lambda x: -float(x[1].get("dead_at", 0)))
 
 
-def store_view(rt, sid: str) -> dict[str, Any]:
-    """Everything the page shows for one store (also what `status` prints)."""
-    status = rt.state.status(sid)
-    status.update(pause=activity.pause_state(rt.state, rt.settings.stores[sid]),
-                  writes_per_minute=activity.writes_per_minute(rt.state, sid))
-    return status
-
-
 @bp.get("/")
 @bp.get("")  # registered first: url_for builds /admin
 def page():
     rt = current_app.extensions["personyze_sync"]
     stores = []
     for sid in rt.settings.stores:
-        view = store_view(rt, sid)
+        view = activity.overview(rt.state, rt.settings.stores[sid])
         view.update(id=sid, recent=activity.recent(rt.state, sid, RECENT_SHOWN),
                     dead=_dlq_page(rt, sid, DLQ_SHOWN))
         stores.append(view)
@@ -181,7 +173,7 @@ def page():
 @bp.get("/status")
 def status():
     rt = current_app.extensions["personyze_sync"]
-    return jsonify({sid: store_view(rt, sid) for sid in rt.settings.stores})
+    return jsonify({sid: activity.overview(rt.state, s) for sid, s in rt.settings.stores.items()})
 
 
 @bp.get("/dlq/<store>")
