@@ -9,6 +9,7 @@ ten thousand dead letters of one cause are one Sentry issue with ten thousand ev
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -226,8 +227,7 @@ class SchedulerPulse:
         self.r = r
         self.key = heartbeat_key(prefix)
         self.sentry = active()
-        self._beat_at = 0.0
-        self._checkin_at = 0.0
+        self._beat_at = self._checkin_at = -math.inf  # the first turn beats and checks in
 
     def __call__(self) -> None:
         now = time.monotonic()
