@@ -9,6 +9,7 @@ ten thousand dead letters of one cause are one Sentry issue with ten thousand ev
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -67,6 +68,7 @@ def init_sentry(settings: Settings, component: str) -> bool:
     import sentry_sdk
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.flask import FlaskIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
 
     kwargs: dict[str, Any] = {}
     if release():
@@ -78,7 +80,12 @@ def init_sentry(settings: Settings, component: str) -> bool:
         include_local_variables=False,
         before_send=before_send,
         before_breadcrumb=lambda crumb, _hint: scrub(crumb),
-        integrations=[FlaskIntegration(), CeleryIntegration(monitor_beat_tasks=False)],
+        integrations=[FlaskIntegration(), CeleryIntegration(monitor_beat_tasks=False),
+                      # Log records become breadcrumbs, not events: the Flask, Celery,
+                      # threading and excepthook integrations already report each crash
+                      # once, and the log filter (logging_setup) strips exc_info before
+                      # Sentry sees the record, so a logged crash came out as a second event.
+                      LoggingIntegration(level=logging.INFO, event_level=None)],
         **kwargs,
     )
     sentry_sdk.set_tag("component", component)

@@ -223,3 +223,24 @@ def test_failed_reconcile_pass_checks_in_error(make_settings, sandbox, shop, rec
     statuses = [c["status"] for c in receiver.checkins() if c["monitor_slug"] == slug]
     assert statuses == ["in_progress", "error"]
     assert_no_secret(receiver, [SHOPIFY_TOKEN, SANDBOX_KEY])
+
+
+def test_unexpected_exception_in_web_is_reported_without_the_bearer_token(make_settings,
+                                                                          receiver):
+    """The admin status with Redis gone: an unexpected exception (500), reported with the
+    request, whose Authorization header and cookies never reach Sentry."""
+    from app.core.redisconn import free_port
+
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                             sentry_dsn=receiver.dsn, admin_token=ADMIN)
+    client = create_app(settings).test_client()
+    client.set_cookie("psync_admin", "1.secret-cookie-value", path="/admin")
+    resp = client.get("/admin/status", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert resp.status_code == 500
+    sentry_sdk.flush(5)
+    events = receiver.events()
+    (event,) = events
+    assert event["tags"]["component"] == "web"
+    assert event["exception"]["values"][-1]["type"] == "ConnectionError"
+    assert event["request"]["url"].endswith("/admin/status")
+    assert_no_secret(receiver, [ADMIN, "secret-cookie-value"])
