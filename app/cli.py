@@ -191,15 +191,24 @@ class ResyncProgress:
         self.start = rt.state.ledger(sid)
         self.read = self.ingested = self.written = self.finished = 0
         self._ledger_at = self._plain_at = 0.0
+        self._listed = False
         self._bar: Any = None
 
     def __enter__(self) -> ResyncProgress:
         if self.tty:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
+            # The bar pulses while the store is listed (its size is unknown), then fills
+            # with the writes of what was ingested (--wait).
             self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                 TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
-                                 transient=False)
+                                 BarColumn(), TextColumn("{task.fields[line]}"),
+                                 TimeElapsedColumn(), transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.sid, total=None, line="")
         return self
@@ -233,13 +242,15 @@ class ResyncProgress:
             self._ledger_at = now
             self._refresh_ledger()
         if self._bar is not None:
-            self._bar.update(self._task, line=self.line())
+            self._bar.update(self._task, line=self.line(), completed=self.finished,
+                             total=max(1, self.ingested) if self._listed else None)
         elif force or now - self._plain_at >= self.PLAIN_EVERY_SECONDS:
             self._plain_at = now
             print(f"{self.sid}: {self.line()}", flush=True)
 
     def follow_writes(self) -> None:
         """--wait: keep showing progress until the workers have finished what was queued."""
+        self._listed = True
         while True:
             self._show(force=True)
             if self.finished >= self.ingested or (

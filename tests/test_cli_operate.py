@@ -107,7 +107,7 @@ def test_resync_prints_plain_progress_lines_when_not_a_terminal(resync_env):
 
 def test_resync_draws_a_progress_bar_on_a_terminal(resync_env, rt, worker, dispatcher):
     out = run_on_tty(["resync", "--wait"], resync_env)
-    assert "\x1b[" in out  # drawn with terminal control codes (rich live display)
+    assert "\x1b[" in out and "━" in out  # a live bar, drawn with terminal control codes
     assert re.search(r"read=30 ingested=30 written=30 eta=0 s at 1000/s", out)
     assert "listed=30" in out
     deadline = time.time() + 5
