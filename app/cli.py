@@ -147,6 +147,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 def cmd_resync(args: argparse.Namespace) -> int:
     """Backfill: read the store's whole catalog through its API and sync what differs."""
+    from app.personyze import PersonyzeError
     from app.platforms.catalog import has_catalog_api
     from app.platforms.fetch import StoreFetchError
     from workers.reconcile import reconcile
@@ -165,7 +166,7 @@ def cmd_resync(args: argparse.Namespace) -> int:
             try:
                 counts = reconcile(rt, sid, delete_missing=args.delete_missing,
                                    progress=progress.update)
-            except StoreFetchError as e:
+            except (StoreFetchError, PersonyzeError) as e:  # messages carry no secrets
                 print(f"{sid}: {e}", file=sys.stderr)
                 rc = 1
                 continue
@@ -261,6 +262,61 @@ class ResyncProgress:
             time.sleep(self.LEDGER_EVERY_SECONDS)
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Register and repair the store's product webhook subscriptions; `--check` only reports.
+    Exit 0 when all is connected (or was repaired), 1 on a store API error or (with --check)
+    a missing or disabled subscription, 2 on configuration problems."""
+    import redis
+
+    from app.config import check_public_url
+    from app.platforms.subscriptions import connect_store, describe
+    from workers.subscriptions import public_url, record_public_url
+
+    rt = _runtime()
+    try:
+        url = check_public_url(args.url, "--url") if args.url else public_url(rt)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except redis.RedisError as e:
+        url = None
+        print(f"Redis unavailable ({type(e).__name__}): pass --url", file=sys.stderr)
+    if not url:
+        print("no public URL: pass --url https://PUBLIC_BASE (or set PUBLIC_URL)",
+              file=sys.stderr)
+        return 2
+    rc = 0
+    for sid in [args.store] if args.store else list(rt.settings.stores):
+        store = rt.settings.stores.get(sid)
+        if store is None:
+            print(f"unknown store {sid!r}", file=sys.stderr)
+            rc = 2
+            continue
+        outcomes = connect_store(rt.settings, store, url, check_only=args.check)
+        if not outcomes:
+            print(f"{sid}: no platform webhook secret configured, nothing to connect",
+                  file=sys.stderr)
+            rc = max(rc, 2)
+        for o in outcomes:
+            if o.error:
+                print(f"{sid} {o.platform}: error: {o.error}", file=sys.stderr)
+                rc = max(rc, 1)
+            elif o.problem:
+                print(f"{sid} {o.platform}: {o.problem}", file=sys.stderr)
+                rc = max(rc, 2)
+            elif o.plan is not None:
+                print(f"{sid} {o.platform} -> {o.url}: {describe(o.plan, check_only=args.check)}")
+                if args.check and not o.plan.ok:
+                    rc = max(rc, 1)
+    if not args.check and args.url:
+        try:
+            record_public_url(rt, url)
+        except redis.RedisError as e:
+            print(f"could not record the URL in Redis ({type(e).__name__}): set PUBLIC_URL so "
+                  "the scheduler keeps the subscriptions repaired", file=sys.stderr)
+    return rc
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -270,6 +326,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
+    from workers.subscriptions import run_periodic as keep_subscriptions
 
     rt = _runtime()
     configure_logging(rt.settings.log_level)
@@ -278,6 +335,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(target=run_periodic, args=(rt, d.stop_event),
                      daemon=True, name="reconcile").start()
+    threading.Thread(target=keep_subscriptions, args=(rt, d.stop_event),
+                     daemon=True, name="subscriptions").start()
     with contextlib.suppress(KeyboardInterrupt):
         d.run(on_turn=SchedulerPulse(rt.redis, rt.settings.key_prefix))
     return 0
@@ -393,6 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--wait", action="store_true",
                    help="show progress until the workers have written what was queued")
     r.set_defaults(func=cmd_resync)
+
+    cn = sub.add_parser("connect", help="register and repair the store's webhook subscriptions")
+    cn.add_argument("--url", help="the service's public base, e.g. https://sync.example.com "
+                    "(default: PUBLIC_URL, else the URL the last connect used)")
+    cn.add_argument("--store", help="default: every store")
+    cn.add_argument("--check", action="store_true",
+                    help="only report; exit 1 if a subscription is missing or disabled")
+    cn.set_defaults(func=cmd_connect)
 
     sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")
     sc.set_defaults(func=cmd_scheduler)

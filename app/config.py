@@ -38,6 +38,13 @@ def check_https_url(url: str, name: str = "PERSONYZE_BASE_URL") -> str:
                          "without credentials in it") from None
 
 
+def check_public_url(url: str, name: str = "PUBLIC_URL") -> str:
+    """The service's public base, where stores deliver webhooks: https (Shopify and
+    BigCommerce accept nothing else), plain http only for loopback hosts (tests); no trailing
+    slash, so `/webhooks/<platform>` can be appended."""
+    return check_https_url(url.strip(), name).rstrip("/")
+
+
 def check_whsec(secrets: list[SecretStr]) -> list[SecretStr]:
     for s in secrets:
         if not s.get_secret_value().startswith("whsec_"):
@@ -224,6 +231,15 @@ class Settings(BaseSettings):
     product_cooldown_seconds: float = Field(default=1.0, ge=0)
     sweep_batch: int = Field(default=200, gt=0)
     wake_from_web: bool = False
+    # Store webhook subscriptions (`personyze-sync connect`, and the scheduler's repair)
+    public_url: str | None = None
+    subscription_check_seconds: float = Field(default=3600.0, ge=0)
+    shopify_api_version: str = "2025-10"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        return None if not v else check_public_url(v)
 
     @field_validator("personyze_base_url")
     @classmethod

@@ -162,16 +162,17 @@ def report_auth_failure(store: StoreConfig, paused_seconds: float) -> None:
     )
 
 
-def report_subscription_failure(store: StoreConfig, platform: str,
-                                error: BaseException | str) -> None:
+def report_subscription_failure(store: StoreConfig, platform: str, error: BaseException | str,
+                                error_type: str | None = None) -> None:
     """A webhook subscription that could not be registered or repaired: the store stops
-    telling us about changes until someone fixes it (called by the connect code)."""
-    error_type = error if isinstance(error, str) else type(error).__name__
+    telling us about changes until someone fixes it (called by the subscription keeper)."""
+    if error_type is None:
+        error_type = "SubscriptionError" if isinstance(error, str) else type(error).__name__
     report_failure(
         "subscription",
         f"Webhook subscription of store {store.id} on {platform} cannot be repaired "
         f"({_detail(error)})",
-        store=store, error_type=str(error_type).split(":")[0][:64], platform=platform,
+        store=store, error_type=error_type, platform=platform,
     )
 
 

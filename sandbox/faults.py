@@ -2,7 +2,8 @@
 
 Tests flip these at runtime (attribute assignment, `Faults.update`, or
 `POST /_control/faults`) to reproduce what workers must survive: throttling 503s with the
-wait in a header or only in the body, random 500s, long outages, slow answers, and
+wait in the body (as Personyze sends it; a `Retry-After` header only on request), random
+500s, permanent errors answered as 500 with a text body, long outages, slow answers, and
 connections dropped after the write was committed (the "did it happen?" case).
 """
 
@@ -18,12 +19,13 @@ from typing import Any
 
 FAULT_NAMES = (
     "rate_limit",
-    "rate_limit_retry_after_header",
+    "retry_after_header",
     "error_400_rate",
     "error_500_rate",
+    "error_500_text",
+    "permanent_errors_as_500",
     "error_503_rate",
     "retry_after_503",
-    "retry_after_in_body_only",
     "latency_ms",
     "drop_before_commit_rate",
     "drop_after_commit_rate",
@@ -38,18 +40,22 @@ class Faults:
 
     rate_limit: float | None = None
     """Requests per second; above it -> 503 with the whole seconds to wait in the body."""
-    rate_limit_retry_after_header: bool = True
-    """Also send `Retry-After` on rate-limit 503s (False: the number is only in the body)."""
+    retry_after_header: bool = False
+    """Also send the seconds of every 503 as a `Retry-After` header. Off by default:
+    Personyze puts them in the body and no client of the vendor reads such a header."""
     error_400_rate: float = 0.0
     """Probability (0..1) of rejecting the request with a 400 (a permanent error)."""
     error_500_rate: float = 0.0
-    """Probability (0..1) of answering 500 `Internal server error` instead of serving."""
+    """Probability (0..1) of answering 500 with `error_500_text` instead of serving."""
+    error_500_text: str = "Internal server error (sandbox fault)"
+    """Plain-text body of those 500s (e.g. a permanent error: "Duplicate entry ...")."""
+    permanent_errors_as_500: bool = False
+    """Writes the sandbox rejects (its 400s: duplicate entry, bad column, bad body) are
+    answered 500 with the same text, as Personyze does for some permanent input errors."""
     error_503_rate: float = 0.0
     """Probability (0..1) of answering a random 503."""
     retry_after_503: float | None = None
-    """Seconds announced by random 503s (body, plus `Retry-After` header); None: no number."""
-    retry_after_in_body_only: bool = False
-    """Random 503s carry their number only in the body, without a `Retry-After` header."""
+    """Seconds announced in the body of random 503s; None: no number."""
     latency_ms: float = 0.0
     """Delay between doing a request (and logging it) and answering it."""
     drop_before_commit_rate: float = 0.0
@@ -88,6 +94,8 @@ class Faults:
             raise ValueError("rate_limit must be positive (or None for no limit)")
         if self.latency_ms < 0 or self.force_503_for < 0:
             raise ValueError("latency_ms and force_503_for must not be negative")
+        if not isinstance(self.error_500_text, str):
+            raise ValueError("error_500_text must be a string")
 
     def update(self, **changes: Any) -> None:
         """Change some settings; unknown names raise ValueError (a typo must not pass)."""

@@ -224,12 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.server.sandbox.faults
         remaining = faults.forced_503_remaining()
         if remaining > 0:
-            secs = str(max(1, math.ceil(remaining)))
-            return _Reply(503, secs, headers=(("Retry-After", secs),))
+            return self._503(faults, max(1, math.ceil(remaining)))
         wait = faults.rate_limit_wait()
         if wait is not None:
-            headers = (("Retry-After", str(wait)),) if faults.rate_limit_retry_after_header else ()
-            return _Reply(503, str(wait), headers=headers)
+            return self._503(faults, wait)
         if not self._authorized():
             return _Reply(
                 401, "Please, log in", headers=(("WWW-Authenticate", 'Basic realm="api"'),)
@@ -239,13 +237,14 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.roll(faults.error_400_rate):
             return _Reply(400, "Rejected input (sandbox fault)")
         if faults.roll(faults.error_500_rate):
-            return _Reply(500, "Internal server error (sandbox fault)")
+            return _Reply(500, faults.error_500_text)
         if faults.roll(faults.drop_before_commit_rate):
             return None
         try:
             reply = self._handle(method, raw_path, body)
         except BadRequest as exc:
-            reply = _Reply(400, str(exc))
+            as_500 = faults.permanent_errors_as_500 and method != "GET"
+            reply = _Reply(500 if as_500 else 400, str(exc))
         except Exception:  # a sandbox bug must look like a Personyze 500, not hang the client
             log.exception("sandbox: unhandled error for %s %s", method, raw_path)
             reply = _Reply(500, "Internal server error")
@@ -254,13 +253,16 @@ class _Handler(BaseHTTPRequestHandler):
         return reply
 
     @staticmethod
-    def _random_503(faults: Faults) -> _Reply:
+    def _503(faults: Faults, seconds: float) -> _Reply:
+        """Personyze's 503: "stand by a number of seconds", the number in the body."""
+        text = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+        headers = (("Retry-After", text),) if faults.retry_after_header else ()
+        return _Reply(503, text, headers=headers)
+
+    def _random_503(self, faults: Faults) -> _Reply:
         if faults.retry_after_503 is None:
             return _Reply(503, "Service temporarily unavailable")
-        seconds = faults.retry_after_503
-        text = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
-        headers = () if faults.retry_after_in_body_only else (("Retry-After", text),)
-        return _Reply(503, text, headers=headers)
+        return self._503(faults, faults.retry_after_503)
 
     def _handle(self, method: str, raw_path: str, body: bytes) -> _Reply:
         store = self.server.sandbox.store
@@ -423,16 +425,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f = parser.add_argument_group("faults")
     f.add_argument("--rate-limit", type=float, default=None, help="requests/second, else 503")
     f.add_argument(
-        "--no-rate-limit-retry-after-header",
-        dest="rate_limit_retry_after_header",
-        action="store_false",
-        help="rate-limit 503s carry the wait only in the body",
+        "--retry-after-header",
+        action="store_true",
+        help="503s also carry their seconds in a Retry-After header (default: body only)",
     )
     f.add_argument("--error-400-rate", type=float, default=0.0, help="0..1")
     f.add_argument("--error-500-rate", type=float, default=0.0, help="0..1")
+    f.add_argument("--error-500-text", default=Faults.error_500_text,
+                   help="plain-text body of those 500s")
+    f.add_argument("--permanent-errors-as-500", action="store_true",
+                   help="rejected writes answer 500 with their text instead of 400")
     f.add_argument("--error-503-rate", type=float, default=0.0, help="0..1")
     f.add_argument("--retry-after-503", type=float, default=None, help="seconds, random 503s")
-    f.add_argument("--retry-after-in-body-only", action="store_true")
     f.add_argument("--latency-ms", type=float, default=0.0)
     f.add_argument("--drop-before-commit-rate", type=float, default=0.0, help="0..1")
     f.add_argument("--drop-after-commit-rate", type=float, default=0.0, help="0..1")
@@ -451,13 +455,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM."""
-    sandbox = sandbox_from_args(args).start()
+    sandbox = sandbox_from_args(args)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
-    auth_url = sandbox.url.replace("http://", f"http://api:{sandbox.api_key}@", 1)
-    print(f"Personyze sandbox serving {sandbox.url} (user 'api', key {sandbox.api_key})")
-    print(f"  try: curl '{auth_url}/placeholders'", flush=True)
-    try:
+    try:  # a SIGTERM may come at any point after the handler is in place
+        sandbox.start()
+        auth_url = sandbox.url.replace("http://", f"http://api:{sandbox.api_key}@", 1)
+        print(f"Personyze sandbox serving {sandbox.url} (user 'api', key {sandbox.api_key})")
+        print(f"  try: curl '{auth_url}/placeholders'", flush=True)
         sandbox.serve_forever()
     except KeyboardInterrupt:
         pass

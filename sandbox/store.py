@@ -1,9 +1,17 @@
 """In-memory Personyze tables and the path-modifier parser/evaluator.
 
 The parser works on the *raw* (still percent-encoded) path: it splits on `/`, then the
-where-expression on `|`, `&` and `,`, and only then percent-decodes each piece. That is
-the order that lets encoded `%2F %26 %2C %7C %25 %2B %20` inside values survive, and the
-order a client must be able to rely on.
+where-expression on `|` and `&`, and splits each term at its operator. Each value is then
+decoded once, split on `,` (an OR-list, for every operator), and each part decoded again,
+the way PHP's `urldecode` does (`+` becomes a space). So a literal comma must arrive as
+`%252C`: `%2C` is a separator. This is the model behind Personyze's Android SDK, which sends
+`value.replace(",", "%2C")` URL-encoded again; that the second decode is a full urldecode
+(`%XX` and `+`) is our inference, the harsher reading, so a client that passes here also
+passes if the real server only restores commas.
+
+Reads are capped as Personyze's n8n node found live: a "slow" read (a range condition, or a
+condition on a column without an index) that asks for more than 50 rows (offset + limit)
+gets a bare 400; any read is limited to the first 1000 rows.
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 WINDOW = 1000
+SLOW_WINDOW = 50
+RANGE_OPS = (">", "<", ">=", "<=")
 DEFAULT_LIMIT = 1000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The first character of `<`, `<=`, `>`, `>=` may arrive percent-encoded: urllib3 and
@@ -35,19 +45,29 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class TableSpec:
-    """Primary-key column, and the columns a POST merges on instead of inserting."""
+    """Primary-key column, the columns a POST merges on instead of inserting, the indexed
+    columns (a condition on any other makes a read slow), and the text columns (compared
+    and sorted as strings, as a VARCHAR is, never as numbers)."""
 
     pk: str
     merge_on: tuple[str, ...] = ()
+    indexed: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
 
 
 TABLES: dict[str, TableSpec] = {
     # products.internal_id is a UNIQUE index: POST upserts on it (n8n node, live-verified).
-    "products": TableSpec("id", ("internal_id",)),
-    "articles": TableSpec("id", ("internal_id",)),
-    "placeholders": TableSpec("id"),
+    # That it is a text column (so "10" sorts before "9") is our inference.
+    "products": TableSpec("id", ("internal_id",), ("id", "internal_id"), ("internal_id",)),
+    "articles": TableSpec("id", ("internal_id",), ("id", "internal_id"), ("internal_id",)),
+    "placeholders": TableSpec("id", indexed=("id",)),
     # users merge on user_id or email; internal_id does NOT merge (n8n node, live-verified).
-    "users": TableSpec("user_id", ("user_id", "email")),
+    # Indexed columns as the Objects Reference lists them.
+    "users": TableSpec(
+        "user_id",
+        ("user_id", "email"),
+        ("user_id", "internal_id", "fb_id", "email", "last_session_time", "data_last_modified"),
+    ),
 }
 
 
@@ -58,7 +78,7 @@ TABLES: dict[str, TableSpec] = {
 class Term:
     col: str
     op: str
-    values: tuple[str, ...]  # decoded; one element unless op is ':' or '!:'
+    values: tuple[str, ...]  # decoded parts of the value (split on "," after one decode)
 
 
 @dataclass
@@ -92,12 +112,8 @@ def parse_where(raw: str) -> list[list[Term]]:
             if not m:
                 raise BadRequest(f"Invalid where condition: {unquote(raw_term)!r}")
             col, raw_op, raw_value = m.groups()
-            op = unquote(raw_op)
-            if op in (":", "!:"):
-                values = tuple(unquote(v) for v in raw_value.split(","))
-            else:
-                values = (unquote(raw_value),)
-            group.append(Term(col, op, values))
+            values = tuple(unquote_plus(v) for v in unquote(raw_value).split(","))
+            group.append(Term(col, unquote(raw_op), values))
         groups.append(group)
     return groups
 
@@ -171,13 +187,14 @@ def _as_number(text: str) -> Decimal | None:
         return None
 
 
-def _compare(stored: Any, wanted: str) -> int | None:
+def _compare(stored: Any, wanted: str, text: bool = False) -> int | None:
     """-1/0/1 comparing a stored value with a path value: numerically when both parse as
-    numbers, else as strings. None for a missing value (SQL NULL: every test is false)."""
+    numbers (unless the column is text), else as strings. None for a missing value (SQL
+    NULL: every test is false)."""
     if stored is None:
         return None
     left = _as_text(stored)
-    ln, rn = _as_number(left), _as_number(wanted)
+    ln, rn = (None, None) if text else (_as_number(left), _as_number(wanted))
     a: Any
     b: Any
     a, b = (ln, rn) if ln is not None and rn is not None else (left, wanted)
@@ -194,30 +211,32 @@ _TESTS: dict[str, Callable[[int], bool]] = {
 }
 
 
-def term_matches(row: dict[str, Any], term: Term) -> bool:
-    stored = row.get(term.col)
-    if term.op in (":", "!:"):
-        results = [_compare(stored, v) for v in term.values]
-        if any(r is None for r in results):
-            return False
-        hit = any(r == 0 for r in results)
-        return hit if term.op == ":" else not hit
-    result = _compare(stored, term.values[0])
-    return result is not None and _TESTS[term.op](result)
+def term_matches(row: dict[str, Any], term: Term, text: frozenset[str] = frozenset()) -> bool:
+    """A value with several parts is an OR-list: `=`, `:` and the ranges match if any part
+    does; `!=` and `!:` if none is equal."""
+    results = [_compare(row.get(term.col), v, term.col in text) for v in term.values]
+    if any(r is None for r in results):
+        return False
+    if term.op in ("!=", "!:"):
+        return not any(r == 0 for r in results)
+    test = _TESTS["=" if term.op == ":" else term.op]
+    return any(test(r) for r in results)  # type: ignore[arg-type]
 
 
-def row_matches(row: dict[str, Any], where: list[list[Term]] | None) -> bool:
+def row_matches(
+    row: dict[str, Any], where: list[list[Term]] | None, text: frozenset[str] = frozenset()
+) -> bool:
     if where is None:
         return True
-    return any(all(term_matches(row, t) for t in group) for group in where)
+    return any(all(term_matches(row, t, text) for t in group) for group in where)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def _sort_key(value: Any, text: bool = False) -> tuple[int, Any]:
     if value is None:
         return (0, 0)
-    text = _as_text(value)
-    number = _as_number(text)
-    return (1, number) if number is not None else (2, text)
+    rendered = _as_text(value)
+    number = None if text else _as_number(rendered)
+    return (1, number) if number is not None else (2, rendered)
 
 
 def is_empty(value: Any) -> bool:
@@ -299,17 +318,26 @@ class Table:
         self._reindex(rid, {}, self.rows[rid])
         return rid
 
+    def is_slow(self, q: Query) -> bool:
+        """A range condition, or a condition on a column without an index."""
+        terms = [t for group in q.where or [] for t in group]
+        return any(t.op in RANGE_OPS or t.col not in self.spec.indexed for t in terms)
+
     def matching(self, q: Query) -> list[dict[str, Any]]:
-        rows = [r for r in self.rows.values() if row_matches(r, q.where)]
+        text = frozenset(self.spec.text)
+        rows = [r for r in self.rows.values() if row_matches(r, q.where, text)]
         if q.id is not None:
             rows = [r for r in rows if r[self.spec.pk] == q.id]
         return rows
 
     def select(self, q: Query) -> list[dict[str, Any]]:
+        if q.id is None and q.offset + q.limit > SLOW_WINDOW and self.is_slow(q):
+            raise BadRequest("")  # Personyze's answer here is a bare 400
         rows = self.matching(q)
         rows.sort(key=lambda r: r[self.spec.pk])
         for col, desc in reversed(q.order):
-            rows.sort(key=lambda r, c=col: _sort_key(r.get(c)), reverse=desc)
+            text = col in self.spec.text
+            rows.sort(key=lambda r, c=col, t=text: _sort_key(r.get(c), t), reverse=desc)
         return [dict(r) for r in rows[q.offset : q.offset + q.limit]]
 
     def update(self, q: Query, data: dict[str, Any]) -> int:

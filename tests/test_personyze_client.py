@@ -186,7 +186,8 @@ def test_where_any_of_all_of(client: PersonyzeClient) -> None:
     for i in range(1, 7):
         client.product_upsert({"internal_id": f"S{i}", "price": i, "brand": "A" if i % 2 else "B"})
     where = any_of(cond("price", ">=", 5) & eq("brand", "A"), eq("internal_id", "S2"))
-    rows = client.get("products", where=where, order_by_desc="price", columns=["internal_id"])
+    rows = client.get("products", where=where, order_by_desc="price", columns=["internal_id"],
+                      limit=50)
     assert rows == [{"internal_id": "S5"}, {"internal_id": "S2"}]
 
 
@@ -209,11 +210,91 @@ def test_iter_all_keyset_past_the_window(client: PersonyzeClient, sb: Sandbox) -
     ids = [r["id"] for r in client.iter_all("products", page_size=400, order_by="id")]
     assert ids == list(range(1, 2346))
     paths = _logged_paths(sb)
-    assert paths[0] == "/rest/products/order_by/id/limit/0,400"
-    assert "/rest/products/order_by/id/limit/800,200" in paths
-    assert "/rest/products/where/id>1000/order_by/id/limit/0,400" in paths
-    assert any("where/id>2000/" in p for p in paths)
+    # plain windows up to row 1000, then keyset pages of 50: the range makes the read slow
+    assert paths[:3] == [
+        "/rest/products/order_by/id/limit/0,400",
+        "/rest/products/order_by/id/limit/400,400",
+        "/rest/products/order_by/id/limit/800,200",
+    ]
+    assert paths[3] == "/rest/products/where/id>1000/order_by/id/limit/50"
+    assert paths[4] == "/rest/products/where/id>1050/order_by/id/limit/50"
+    assert paths[-1] == "/rest/products/where/id>2300/order_by/id/limit/50"  # 45: short
+    assert len(paths) == 3 + 27
     assert all(e.status == 200 for e in sb.request_log)
+
+
+def test_iter_all_slow_where_pages_by_50_from_the_start(
+    client: PersonyzeClient, sb: Sandbox
+) -> None:
+    _seed(sb, 800)  # price = i % 7: 114 rows with price 3
+    sb.clear_log()
+    rows = list(client.iter_all("products", where=eq("price", 3), order_by="internal_id",
+                                columns=["internal_id"]))
+    expected = sorted(r["internal_id"] for r in sb.rows("products") if r["price"] == 3)
+    assert [r["internal_id"] for r in rows] == expected and len(expected) == 114
+    paths = _logged_paths(sb)
+    assert paths[0] == (
+        "/rest/products/where/price=3/order_by/internal_id/limit/0,50/columns/internal_id"
+    )
+    assert paths[1] == (
+        f"/rest/products/where/price=3&internal_id>{expected[49]}/order_by/internal_id"
+        "/limit/50/columns/internal_id"
+    )
+    assert len(paths) == 3 and all(e.status == 200 for e in sb.request_log)
+
+
+def test_iter_all_pages_commas_and_specials_at_page_boundaries(
+    client: PersonyzeClient, sb: Sandbox
+) -> None:
+    """Keyset values holding `,` `|` `&` `%` `+` `/`: a mis-encoded boundary would skip or
+    repeat rows (`internal_id>A,B` is an OR of two ranges)."""
+    # "K00998,K00001" sorts 1000th: the last row of the offset window, so the first keyset
+    # page starts after it
+    specials = ["K00998,K00001", "K01049|x", "K01099&y", "K01149%2C", "K01199+z", "K01249/w"]
+    _seed(sb, 1300)
+    for sku in specials:
+        sb.store.insert("products", {"internal_id": sku})
+    rows = [r["internal_id"] for r in client.iter_all(
+        "products", order_by="internal_id", columns=["internal_id"])]
+    assert rows == sorted(r["internal_id"] for r in sb.rows("products"))
+    keyset = [p for p in _logged_paths(sb) if "internal_id>" in p]
+    assert keyset[0].startswith("/rest/products/where/internal_id>K00998%252CK00001/")
+    assert all(e.status == 200 for e in sb.request_log)
+
+
+def test_iter_all_without_order_stops_at_the_slow_window(
+    client: PersonyzeClient, sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    _seed(sb, 200)
+    with caplog.at_level(logging.WARNING):
+        rows = list(client.iter_all("products", where=cond("price", ">=", 0)))
+    assert len(rows) == 50
+    assert "50-row window" in caplog.text
+
+
+def test_iter_all_runs_every_page_through_pace(client: PersonyzeClient, sb: Sandbox) -> None:
+    _seed(sb, 1120)
+    paced: list[int] = []
+
+    def pace(fetch):  # type: ignore[no-untyped-def]
+        before = len(sb.request_log)
+        result = fetch()
+        paced.append(len(sb.request_log) - before)
+        return result
+
+    rows = list(client.iter_all("products", order_by="id", pace=pace))
+    assert len(rows) == 1120
+    assert paced == [1] * len(sb.request_log) and len(paced) == 1 + 3  # 1000, 50, 50, 20
+
+
+def test_slow_read_over_50_refused_client_side(client: PersonyzeClient, sb: Sandbox) -> None:
+    with pytest.raises(ValueError, match="capped at 50"):
+        client.get("products", where=cond("internal_id", ">", "a"))
+    with pytest.raises(ValueError, match="capped at 50"):
+        client.get("products", where=eq("brand", "x"), limit=40, offset=20)
+    assert client.get("products", where=eq("brand", "x"), limit=50) == []
+    assert client.get("products", where=eq("internal_id", "x")) == []  # indexed: no cap
+    assert sb.request_log[-2].status == 200
 
 
 def test_iter_all_keyset_with_caller_where(client: PersonyzeClient, sb: Sandbox) -> None:
@@ -245,6 +326,13 @@ def test_iter_all_small_and_exact(client: PersonyzeClient, sb: Sandbox) -> None:
         list(client.iter_all("products", page_size=1001))
     with pytest.raises(ValueError):
         list(client.iter_all("products", order_by="id", columns=["title"]))
+
+
+def test_slow_read_past_50_is_a_bare_400_from_the_server(client: PersonyzeClient) -> None:
+    """What the client-side check saves us from: Personyze's bare 400, with no reason."""
+    with pytest.raises(PersonyzeBadRequest) as info:
+        client.request("GET", "products/where/brand=x/limit/0,60")
+    assert info.value.body == "" and "400: (empty body)" in str(info.value)
 
 
 def test_window_checked_client_side(client: PersonyzeClient) -> None:
@@ -290,7 +378,9 @@ def test_500(client: PersonyzeClient, sb: Sandbox) -> None:
 
 
 def test_503_retry_after_header(client: PersonyzeClient, sb: Sandbox) -> None:
-    sb.faults.update(error_503_rate=1.0, retry_after_503=7)
+    sb.faults.update(error_503_rate=1.0, retry_after_503=7, retry_after_header=True)
+    resp = requests.get(f"{sb.url}/account", auth=("api", KEY), timeout=3)
+    assert resp.headers["Retry-After"] == "7"
     with pytest.raises(PersonyzeUnavailable) as info:
         client.account()
     assert (info.value.status, info.value.retry_after) == (503, 7.0)
@@ -298,7 +388,8 @@ def test_503_retry_after_header(client: PersonyzeClient, sb: Sandbox) -> None:
 
 
 def test_503_number_only_in_body(client: PersonyzeClient, sb: Sandbox) -> None:
-    sb.faults.update(error_503_rate=1.0, retry_after_503=2, retry_after_in_body_only=True)
+    """Personyze's own 503: the seconds in the body, no header (the sandbox's default)."""
+    sb.faults.update(error_503_rate=1.0, retry_after_503=2)
     resp = requests.get(f"{sb.url}/account", auth=("api", KEY), timeout=3)
     assert resp.status_code == 503 and "Retry-After" not in resp.headers
     with pytest.raises(PersonyzeUnavailable) as info:

@@ -17,6 +17,7 @@ from app.personyze.paths import (
     cond,
     encode_value,
     eq,
+    is_slow,
 )
 from sandbox.store import Term, parse_modifiers
 
@@ -43,7 +44,7 @@ def test_documented_example() -> None:
         ("<", 5, "c<5"),
         (">=", Decimal("1.50"), "c>=1.50"),
         ("<=", 2.5, "c<=2.5"),
-        (":", [1, "a,b", "c|d"], "c:1,a%2Cb,c%7Cd"),
+        (":", [1, "a,b", "c|d"], "c:1,a%252Cb,c%7Cd"),
         ("!:", ("x y", "é"), "c!:x%20y,%C3%A9"),
     ],
 )
@@ -52,8 +53,36 @@ def test_every_operator(op: str, value: object, rendered: str) -> None:
 
 
 def test_every_special_character_is_encoded() -> None:
-    assert encode_value(SPECIALS) == "%2F%26%2C%7C%25%2B%20%3D%3A%3F%23"
+    # `%`, `,` and `+` are read again by the server's second decode: escaped twice
+    assert encode_value(SPECIALS) == "%2F%26%252C%7C%2525%252B%20%3D%3A%3F%23"
     assert encode_value("ü€") == "%C3%BC%E2%82%AC"
+
+
+def test_comma_double_encoded_as_the_android_sdk_does() -> None:
+    """PersonyzeTracker.restUriEncode: URLEncoder.encode(value.replace(",", "%2C")), commented
+    `"," -> "%252C"` (personyze/personyzeandroidsdk@5258152)."""
+    assert encode_value("A,B") == "A%252CB"
+    assert build_path("products", where=eq("internal_id", "A,B")) == (
+        "products/where/internal_id=A%252CB"
+    )
+    # the list separator itself stays a bare comma
+    assert cond("internal_id", ":", ["A,B", "C"]).render() == "internal_id:A%252CB,C"
+    assert encode_value("50%2C") == "50%25252C"  # a literal "%2C" is not a comma
+
+
+def test_slow_reads() -> None:
+    assert not is_slow("products", None)
+    assert not is_slow("products", eq("internal_id", "A,B"))
+    assert not is_slow("products", eq("internal_id", "a") | eq("internal_id", "b"))
+    assert not is_slow("products", cond("internal_id", ":", ["a", "b"]))
+    assert is_slow("products", cond("internal_id", ">", "a"))  # a range, even on the index
+    assert is_slow("products", cond("internal_id", "<=", "a"))
+    assert is_slow("products", eq("brand", "x"))  # no index on brand
+    assert is_slow("products", eq("internal_id", "a") | eq("brand", "x"))
+    assert is_slow("products", {"internal_id": "a", "title": "t"})
+    assert is_slow("widgets", eq("internal_id", "a"))  # unknown object: nothing is indexed
+    assert not is_slow("users", eq("email", "a@x"))
+    assert is_slow("users", cond("data_last_modified", ">", 5))
 
 
 def test_scalar_rendering() -> None:

@@ -84,7 +84,8 @@ def catalog(fresh: Sandbox) -> Sandbox:
     return fresh
 
 
-def ids(sb: Sandbox, where: str, extra: str = "") -> list[str]:
+def ids(sb: Sandbox, where: str, extra: str = "/limit/50") -> list[str]:
+    """Matching internal_ids; 50 rows at most, as Personyze allows for slow reads."""
     return get_json(sb, f"products/where/{where}/order_by/internal_id{extra}/column/internal_id")
 
 
@@ -134,7 +135,7 @@ def test_order_limit_columns(catalog: Sandbox) -> None:
         {"internal_id": "b", "price": 10},
     ]
     # modifiers in any order
-    assert get_json(catalog, "products/column/title/limit/0,1/where/price>9/order_by/title") == [
+    assert get_json(catalog, "products/column/title/limit/0,1/where/price%3E9/order_by/title") == [
         "Cherry"
     ]
     assert get_json(catalog, "products/2/columns/title") == {"title": "banana"}
@@ -275,11 +276,12 @@ def test_rate_limit_window(fresh: Sandbox) -> None:
     fresh.faults.update(rate_limit=5)
     statuses = [call(fresh, "GET", "products")[0] for _ in range(7)]
     assert statuses == [200] * 5 + [503] * 2
-    status, headers, text = call(fresh, "GET", "products")
-    assert (status, headers["Retry-After"], text) == (503, "1", "1")
-    fresh.faults.update(rate_limit_retry_after_header=False)
+    # as Personyze: the seconds in the body, no Retry-After header
     status, headers, text = call(fresh, "GET", "products")
     assert status == 503 and "Retry-After" not in headers and text == "1"
+    fresh.faults.update(retry_after_header=True)
+    status, headers, text = call(fresh, "GET", "products")
+    assert (status, headers["Retry-After"], text) == (503, "1", "1")
     time.sleep(1.05)
     assert call(fresh, "GET", "products")[0] == 200
 
@@ -287,10 +289,16 @@ def test_rate_limit_window(fresh: Sandbox) -> None:
 def test_force_503_and_random_503(fresh: Sandbox) -> None:
     fresh.faults.update(force_503_for=3)
     status, headers, text = call(fresh, "GET", "products")
-    assert (status, headers["Retry-After"], text) == (503, "3", "3")
+    assert (status, text) == (503, "3") and "Retry-After" not in headers
     fresh.faults.update(force_503_for=0, error_503_rate=1, retry_after_503=1.5)
     status, headers, text = call(fresh, "GET", "products")
+    assert (status, text) == (503, "1.5") and "Retry-After" not in headers
+    fresh.faults.update(retry_after_header=True)
+    status, headers, text = call(fresh, "GET", "products")
     assert (status, headers["Retry-After"], text) == (503, "1.5", "1.5")
+    fresh.faults.update(error_503_rate=0, force_503_for=2)
+    status, headers, text = call(fresh, "GET", "products")
+    assert (status, headers["Retry-After"], text) == (503, "2", "2")
 
 
 def test_drop_before_commit_writes_nothing(fresh: Sandbox) -> None:
@@ -343,7 +351,7 @@ def test_documented_curl_examples(fresh: Sandbox) -> None:
     assert new_id.isdigit()
     assert curl("-X", "PUT", "--data", '{"html_id": "#fake"}', f"{base}/placeholders/{new_id}")
     assert fresh.rows("placeholders") == [{"id": int(new_id), "name": "Fake", "html_id": "#fake"}]
-    assert json.loads(curl(f"{base}/placeholders/where/html_id=%23fake|name=x")) == [
+    assert json.loads(curl(f"{base}/placeholders/where/html_id=%23fake|name=x/limit/50")) == [
         {"id": int(new_id), "name": "Fake", "html_id": "#fake"}
     ]
     assert curl("-X", "DELETE", f"{base}/placeholders/{new_id}") == "1"
@@ -391,6 +399,100 @@ def test_where_equality_round_trip(sb: Sandbox, value: str) -> None:
         assert rid != decoy
         assert c.get("products", where=eq("internal_id", value), column="id") == [rid]
         either = eq("internal_id", value) | eq("id", decoy)
-        assert c.get("products", where=either, column="id") == sorted([decoy, rid])
+        assert c.get("products", where=either, column="id", limit=50) == sorted([decoy, rid])
         assert c.product_delete(value) == 1
     assert [r["internal_id"] for r in sb.rows("products")] == [value + "~decoy"]
+
+
+# -- what Personyze's own clients found live ------------------------------------------------
+
+
+@pytest.fixture()
+def big(fresh: Sandbox) -> Sandbox:
+    for i in range(120):
+        fresh.store.insert("products", {"internal_id": f"P{i:03d}", "brand": "B"})
+    return fresh
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "products/where/internal_id%3EP000/limit/51",  # a range, even on the unique index
+        "products/where/internal_id%3EP000/limit/10,41",  # offset + limit counts
+        "products/where/internal_id%3C=P999",  # no limit: more than 50
+        "products/where/brand=B/limit/0,60",  # no index on brand
+        "products/where/internal_id=P001|brand=B/limit/100",  # one slow term is enough
+    ],
+)
+def test_slow_reads_past_50_rows_get_a_bare_400(big: Sandbox, path: str) -> None:
+    status, headers, text = call(big, "GET", path)
+    assert (status, text) == (400, "")
+
+
+def test_fast_reads_and_slow_reads_within_50(big: Sandbox) -> None:
+    assert len(get_json(big, "products/order_by/internal_id/limit/0,1000")) == 120
+    assert len(get_json(big, "products/limit/100,20")) == 20  # a plain window
+    assert len(get_json(big, "products/where/internal_id=P007")) == 1  # indexed equality
+    assert len(get_json(big, "products/where/internal_id%3EP000/limit/0,50")) == 50
+    assert len(get_json(big, "products/where/brand=B/limit/40,10")) == 10
+    assert get_json(big, "products/where/internal_id%3EP100/order_by/internal_id/limit/50/"
+                         "column/internal_id")[:2] == ["P101", "P102"]
+    # writes are not capped: a slow DELETE removes every match
+    assert call(big, "DELETE", "products/where/brand=B")[2] == "120"
+
+
+def test_where_values_are_decoded_split_on_commas_and_decoded_again(fresh: Sandbox) -> None:
+    for sku in ("A", "B", "A,B", "1+1", "1 1", "50%2C"):
+        fresh.store.insert("products", {"internal_id": sku})
+    # %2C is decoded before the split: an OR-list of A and B
+    assert ids(fresh, "internal_id=A%2CB") == ["A", "B"]
+    # %252C survives the first decode as %2C, and the second makes it a literal comma
+    assert ids(fresh, "internal_id=A%252CB") == ["A,B"]
+    assert ids(fresh, "internal_id!=A%2CB") == ["1 1", "1+1", "50%2C", "A,B"]
+    # the second decode is urldecode: a once-encoded "+" arrives as a space
+    assert ids(fresh, "internal_id=1%2B1") == ["1 1"]
+    assert ids(fresh, "internal_id=1%252B1") == ["1+1"]
+    assert ids(fresh, "internal_id=50%25252C") == ["50%2C"]
+    # what a client sending %2C does to a delete: two rows gone instead of one
+    assert call(fresh, "DELETE", "products/where/internal_id=A%252CB")[2] == "1"
+    assert call(fresh, "DELETE", "products/where/internal_id=A%2CB")[2] == "2"
+
+
+def test_internal_id_sorts_and_compares_as_text(fresh: Sandbox) -> None:
+    for sku in ("9", "10", "A,B", "100"):
+        fresh.store.insert("products", {"internal_id": sku})
+    assert get_json(fresh, "products/order_by/internal_id/column/internal_id") == [
+        "10", "100", "9", "A,B"]
+    # the keyset condition agrees with the order
+    assert ids(fresh, "internal_id%3E100") == ["9", "A,B"]
+
+
+def test_permanent_errors_as_500_with_text(fresh: Sandbox) -> None:
+    call(fresh, "POST", "products", {"internal_id": "a"})
+    call(fresh, "POST", "products", {"internal_id": "b"})
+    fresh.faults.update(permanent_errors_as_500=True)
+    status, headers, text = call(fresh, "PUT", "products/2", {"internal_id": "a"})
+    assert (status, text) == (500, "Duplicate entry 'a' for key 'internal_id'")
+    assert headers["Content-Type"].startswith("text/plain")
+    assert call(fresh, "GET", "products/99")[:3:2] == (400, "Row not found")  # reads stay 400
+    fresh.faults.update(permanent_errors_as_500=False, error_500_rate=1,
+                        error_500_text="Duplicate entry 'x' for key 'sku'")
+    assert call(fresh, "POST", "products", {"internal_id": "c"})[::2] == (
+        500, "Duplicate entry 'x' for key 'sku'")
+
+
+def test_cli_flags_reach_the_faults() -> None:
+    import argparse
+
+    from sandbox.server import add_arguments, sandbox_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    sb = sandbox_from_args(parser.parse_args(
+        ["--port", "0", "--retry-after-header", "--permanent-errors-as-500",
+         "--error-500-text", "Duplicate entry"]))
+    assert (sb.faults.retry_after_header, sb.faults.permanent_errors_as_500,
+            sb.faults.error_500_text) == (True, True, "Duplicate entry")
+    default = sandbox_from_args(parser.parse_args([]))
+    assert (default.faults.retry_after_header, default.faults.permanent_errors_as_500) == (
+        False, False)

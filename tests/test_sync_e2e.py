@@ -108,8 +108,7 @@ def test_faults_commit_then_drop_and_500s_converge(web, rt, sandbox, worker, dis
 
 @pytest.mark.parametrize("header", [True, False])
 def test_503_retry_after_2_pauses_every_worker(web, rt, sandbox, worker, dispatcher, header):
-    sandbox.faults.update(error_503_rate=1.0, retry_after_503=2,
-                          retry_after_in_body_only=not header)
+    sandbox.faults.update(error_503_rate=1.0, retry_after_503=2, retry_after_header=header)
     for pid in range(1, 11):
         send(web, shopify_product(pid=pid, at=1))
     first = eventually(lambda: [e for e in sandbox.request_log if e.status == 503])[0]

@@ -18,10 +18,13 @@ from collections.abc import Callable, Mapping
 import redis
 import structlog
 
+from app.config import StoreConfig
 from app.core.model import BadPayload, Event
+from app.core.ratelimit import AccountLimiter
 from app.observability import reconcile_monitor
 from app.platforms.catalog import has_catalog_api, store_products
 from app.runtime import Runtime
+from workers.reads import paced_reads
 
 log = structlog.get_logger(__name__)
 
@@ -51,19 +54,34 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
             progress(counts)
     counts["listed"] = len(seen)
     if delete_missing and seen and not counts["unparseable"]:
-        run = uuid.uuid4().hex
-        now = started
-        with store.personyze.client() as client:
-            for row in client.iter_all("products", columns=["internal_id"],
-                                       order_by="internal_id"):
-                iid = str(row.get("internal_id") or "")
-                if iid and iid not in seen:
-                    ev = Event(store.id, "reconcile", "reconcile", iid, now, "delete",
-                               f"reconcile-delete|{run}|{iid}")
-                    rt.state.record(ev)
-                    counts["deleted_missing"] += 1
+        counts["deleted_missing"] = record_missing_deletes(rt, store, seen, started)
     log.info("reconciled", store=store_id, **counts)
     return dict(counts)
+
+
+def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str],
+                           version: int) -> int:
+    """Record a delete (at `version`) for every Personyze row whose internal_id the store
+    did not list; returns how many.
+
+    The whole Personyze catalog is read ordered by internal_id: plain windows for the first
+    1000 rows, then keyset pages of 50 (`internal_id>last` is a range, a "slow" read);
+    see `PersonyzeClient.iter_all`. Every page waits for the account's shared rate limit
+    and honours its pause (workers/reads.py)."""
+    limiter = AccountLimiter(rt.redis, rt.state.keys, store.personyze)
+    pace = paced_reads(limiter, rt.settings)
+    run = uuid.uuid4().hex
+    deleted = 0
+    with store.personyze.client() as client:
+        for row in client.iter_all("products", columns=["internal_id"],
+                                   order_by="internal_id", pace=pace):
+            iid = str(row.get("internal_id") or "")
+            if iid and iid not in seen:
+                ev = Event(store.id, "reconcile", "reconcile", iid, version, "delete",
+                           f"reconcile-delete|{run}|{iid}")
+                rt.state.record(ev)
+                deleted += 1
+    return deleted
 
 
 def run_periodic(rt: Runtime, stop: threading.Event) -> None:

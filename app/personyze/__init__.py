@@ -1,6 +1,6 @@
 """Personyze REST client: typed errors, a pure path builder and the HTTP client."""
 
-from .client import DEFAULT_BASE_URL, PersonyzeClient, check_base_url
+from .client import DEFAULT_BASE_URL, Pace, PersonyzeClient, check_base_url
 from .errors import (
     PersonyzeAuthError,
     PersonyzeBadRequest,
@@ -12,6 +12,7 @@ from .errors import (
 )
 from .paths import (
     MAX_WINDOW,
+    SLOW_READ_LIMIT,
     AllOf,
     AnyOf,
     Condition,
@@ -24,14 +25,17 @@ from .paths import (
     cond,
     encode_value,
     eq,
+    is_slow,
 )
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_WINDOW",
+    "SLOW_READ_LIMIT",
     "AllOf",
     "AnyOf",
     "Condition",
+    "Pace",
     "PersonyzeAuthError",
     "PersonyzeBadRequest",
     "PersonyzeClient",
@@ -49,5 +53,6 @@ __all__ = [
     "cond",
     "encode_value",
     "eq",
+    "is_slow",
     "parse_retry_after",
 ]

@@ -8,11 +8,12 @@ message, repr and redirect.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -30,9 +31,25 @@ from .errors import (
     PersonyzeUnavailable,
     parse_retry_after,
 )
-from .paths import MAX_WINDOW, WhereLike, and_where, build_path, cond, eq
+from .paths import (
+    MAX_WINDOW,
+    SLOW_READ_LIMIT,
+    WhereLike,
+    and_where,
+    build_path,
+    cond,
+    eq,
+    is_slow,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Pace = Callable[[Callable[[], Any]], Any]
+"""Runs one request: `pace(fetch)` returns `fetch()`, waiting and retrying as it sees fit."""
+
+
+def _call(fetch: Callable[[], T]) -> T:
+    return fetch()
 
 DEFAULT_BASE_URL = "https://app.personyze.com/rest"
 _REDACTED = "***"
@@ -134,6 +151,7 @@ class PersonyzeClient:
         self.base_url = check_base_url(base_url)
         self.timeout = timeout
         self._key = api_key
+        self._basic = base64.b64encode(f"api:{api_key}".encode()).decode()
         self._session = requests.Session()
         adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
@@ -157,7 +175,12 @@ class PersonyzeClient:
     # -- low level -------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, _REDACTED) if self._key in text else text
+        """Error texts end up in logs, Sentry and the dead-letter store: remove the key, and
+        the Basic credentials a server error page might echo from our request headers."""
+        for secret in (self._key, self._basic):
+            if secret in text:
+                text = text.replace(secret, _REDACTED)
+        return text
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request to `{base_url}/{path}` and return the parsed answer.
@@ -191,7 +214,8 @@ class PersonyzeClient:
         status = resp.status_code
         if 200 <= status < 300:
             return self._parse(text, what, status)
-        message = f"{what} -> {status}: {text.strip()[:200]}"
+        # a bare 400 is how Personyze refuses a read past its row caps: say it was empty
+        message = f"{what} -> {status}: {text.strip()[:200] or '(empty body)'}"
         if status == 400:
             raise PersonyzeBadRequest(message, status=status, body=text)
         if status == 401:
@@ -238,8 +262,18 @@ class PersonyzeClient:
     def get(self, obj: str, **path_kwargs: Any) -> Any:
         """GET a list (collections), a dict (`id=`) or a list of scalars (`column=`).
 
-        Keyword arguments are those of `paths.build_path`.
+        Keyword arguments are those of `paths.build_path`. A slow read (`paths.is_slow`)
+        must ask for at most 50 rows (offset + limit): Personyze answers more with a bare
+        400, so it is refused here with a clearer message. `iter_all` pages within both caps.
         """
+        if path_kwargs.get("id") is None and is_slow(obj, path_kwargs.get("where")):
+            limit, offset = path_kwargs.get("limit"), path_kwargs.get("offset") or 0
+            if limit is None or offset + limit > SLOW_READ_LIMIT:
+                raise ValueError(
+                    f"a read of {obj} with a range condition or an unindexed column is capped "
+                    f"at {SLOW_READ_LIMIT} rows (offset + limit); pass limit <= "
+                    f"{SLOW_READ_LIMIT} or use iter_all with a unique order_by column"
+                )
         return self.request("GET", build_path(obj, **path_kwargs))
 
     def create(self, obj: str, row: dict[str, Any]) -> int:
@@ -301,15 +335,22 @@ class PersonyzeClient:
         order_by: str | Iterable[str] | None = None,
         order_by_desc: str | Iterable[str] | None = None,
         columns: str | Iterable[str] | None = None,
+        pace: Pace | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every matching row, paging inside Personyze's 1000-row window.
+        """Yield every matching row within Personyze's two read limits.
 
-        Pages use `limit/OFFSET,N` while OFFSET+N <= 1000 and stop at a short page. When the
-        window is used up and exactly one ordering column is given (`order_by` or
-        `order_by_desc`), the next window restarts at offset 0 with `COL>last` (`COL<last`
-        for descending) ANDed onto `where`. That column must be unique (e.g. `id`), or rows
-        sharing the boundary value are skipped. Without it, iteration stops at 1000 rows
-        with a warning.
+        A fast read (no `where`, or equality on indexed columns) pages with `limit/OFFSET,N`
+        while OFFSET+N <= 1000. Past that window, or from the start for a slow read (see
+        `paths.is_slow`), it continues by keyset on the single ordering column (`order_by`
+        or `order_by_desc`): `COL>last` (`COL<last` descending) ANDed onto `where`, offset 0,
+        at most SLOW_READ_LIMIT rows a page, because the range makes the read slow. That
+        column must be unique (e.g. `internal_id`), or rows sharing a boundary value are
+        skipped. Without one, iteration stops at the window (1000 rows, or 50 for a slow
+        read) with a warning. Every page stops at a short page.
+
+        `pace`, if given, runs each page request (`pace(fetch)` returns `fetch()`): the
+        caller's hook to wait for the account's rate limit and retry (the client never
+        sleeps or retries itself).
         """
         if isinstance(page_size, bool) or not 1 <= page_size <= MAX_WINDOW:
             raise ValueError(f"page_size must be between 1 and {MAX_WINDOW}")
@@ -325,44 +366,47 @@ class PersonyzeClient:
             if key_col not in names:
                 raise ValueError(f"columns must include the ordering column {key_col!r}")
             columns = names
-        window_where = where
-        offset = 0
-        last: Any = None
-        while True:
-            n = min(page_size, MAX_WINDOW - offset)
-            if n <= 0:
-                if key_col is None or key_op is None:
-                    log.warning(
-                        "Personyze %s: stopped at the %d-row window; pass a unique order_by "
-                        "column to continue by keyset",
-                        obj,
-                        MAX_WINDOW,
-                    )
-                    return
-                window_where = and_where(where, cond(key_col, key_op, last))
-                offset = 0
-                continue
-            page = self.get(
-                obj,
-                where=window_where,
-                order_by=order_by,
-                order_by_desc=order_by_desc,
-                columns=columns,
-                limit=n,
-                offset=offset,
-            )
-            if not isinstance(page, list):
+        run = pace or _call
+
+        def page(w: WhereLike | None, n: int, offset: int | None) -> list[dict[str, Any]]:
+            rows = run(lambda: self.get(obj, where=w, order_by=order_by,
+                                        order_by_desc=order_by_desc, columns=columns,
+                                        limit=n, offset=offset))
+            if not isinstance(rows, list):
                 raise PersonyzeServerError(
-                    f"GET {obj}: expected a JSON array", status=200, body=str(page)
+                    f"GET {obj}: expected a JSON array", status=200, body=str(rows)
                 )
-            yield from page
-            if len(page) < n:
+            return rows
+
+        slow = is_slow(obj, where)
+        window = SLOW_READ_LIMIT if slow else MAX_WINDOW
+        offset = 0
+        rows: list[dict[str, Any]] = []
+        # Offset windows: the first 1000 rows of a fast read, the first 50 of a slow one.
+        while offset < window:
+            n = min(page_size, window - offset)
+            rows = page(where, n, offset)
+            yield from rows
+            if len(rows) < n:
                 return
             offset += n
-            if key_col is not None:
-                last = page[-1].get(key_col)
-                if last is None:
-                    raise PersonyzeError(f"GET {obj}: row without ordering column {key_col!r}")
+        if key_col is None or key_op is None:
+            log.warning(
+                "Personyze %s: stopped at the %d-row window; pass a unique order_by column "
+                "to continue by keyset",
+                obj,
+                window,
+            )
+            return
+        n = min(page_size, SLOW_READ_LIMIT)
+        while True:
+            last = rows[-1].get(key_col)
+            if last is None:
+                raise PersonyzeError(f"GET {obj}: row without ordering column {key_col!r}")
+            rows = page(and_where(where, cond(key_col, key_op, last)), n, None)
+            yield from rows
+            if len(rows) < n:
+                return
 
     @staticmethod
     def _keyset(

@@ -1,13 +1,19 @@
-"""Pure builder for Personyze REST paths (`{object}/{id}/where/.../order_by/.../limit/...`).
+"""Pure builder for Personyze REST paths (`{object}/{id}/where/.../order_by/.../limit/...`),
+and what the builder knows about which reads Personyze caps.
 
-Personyze URL-decodes path arguments *after* splitting on `/`, `&`, `|` and `,`, so every
-value is percent-encoded here with no safe characters: SKUs hold `/ & , | % +`, and an
-unencoded one would silently change what a condition means. Column names are never encoded;
-they are validated instead.
+Values in `where`: Personyze splits the path on `/` and the where-expression on `&` and `|`,
+decodes each value once, splits it on `,` (an OR-list), then decodes each part again. So
+every value is percent-encoded with no safe characters (SKUs hold `/ & , | % +`), and the
+characters that the *second* decode would read (`%`, `,`, `+`) are escaped once before that:
+a literal `,` arrives as `%252C`, as Personyze's Android SDK sends it (`value.replace(",",
+"%2C")` before URL-encoding; docs/design.md, "Personyze reads"). Escaping `%` and `+` the
+same way is our inference from that model (a second decode would turn `%41` into `A`, and
+PHP's urldecode turns `+` into a space); it is not verified against the live API. Column
+names are never encoded; they are validated instead.
 
-    build_path("products", where=cond("internal_id", "=", "A/B") & cond("price", ">", 5),
+    build_path("products", where=cond("internal_id", "=", "A/B,C") & cond("price", ">", 5),
                order_by="title", limit=50, offset=10)
-    -> "products/where/internal_id=A%2FB&price>5/order_by/title/limit/10,50"
+    -> "products/where/internal_id=A%2FB%252CC&price>5/order_by/title/limit/10,50"
 """
 
 from __future__ import annotations
@@ -21,6 +27,22 @@ from urllib.parse import quote
 
 MAX_WINDOW = 1000
 """Personyze refuses any read whose offset + limit passes 1000 rows."""
+
+SLOW_READ_LIMIT = 50
+"""A "slow" read (see `is_slow`) is refused with a bare 400 when offset + limit passes 50
+(Personyze's n8n node, checked live there)."""
+
+INDEXED: dict[str, frozenset[str]] = {
+    # internal_id carries a UNIQUE index (n8n node, live); the products primary key's name
+    # is undocumented, so no other products column is counted as indexed.
+    "products": frozenset({"internal_id"}),
+    "articles": frozenset({"internal_id"}),
+    # the Objects Reference lists these users columns as indexed
+    "users": frozenset({"user_id", "internal_id", "fb_id", "email", "last_session_time",
+                        "data_last_modified"}),
+}
+"""Columns known to be indexed, per object. Unknown objects and columns count as unindexed:
+treating a fast read as slow costs only smaller pages, the reverse costs a 400."""
 
 Op = Literal["=", "!=", ">", "<", ">=", "<=", ":", "!:"]
 OPERATORS: tuple[str, ...] = ("=", "!=", ">", "<", ">=", "<=", ":", "!:")
@@ -36,7 +58,8 @@ def check_name(name: str, what: str = "column") -> str:
 
 
 def encode_value(value: Any) -> str:
-    """Render one scalar as a fully percent-encoded path value.
+    """Render one scalar as a `where` value that survives Personyze's decode, split on `,`,
+    decode (see the module docstring): `A,B` -> `A%252CB`, `/` -> `%2F`, `%` -> `%2525`.
 
     bools become `1`/`0` (how MySQL stores them); ints, floats, Decimals and strings use
     `str()`. None is refused: there is no way to write NULL in a Personyze path.
@@ -49,7 +72,8 @@ def encode_value(value: Any) -> str:
         text = str(value)
     else:
         raise ValueError(f"unsupported path value type: {type(value).__name__}")
-    return quote(text, safe="")
+    inner = text.replace("%", "%25").replace(",", "%2C").replace("+", "%2B")
+    return quote(inner, safe="")
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,30 @@ def and_where(where: WhereLike | None, extra: Condition) -> Where:
     if isinstance(w, AnyOf):
         return AnyOf(tuple(all_of(g, extra) for g in w.groups))
     return all_of(w, extra)
+
+
+RANGE_OPERATORS: tuple[str, ...] = (">", "<", ">=", "<=")
+
+
+def conditions(where: WhereLike) -> tuple[Condition, ...]:
+    """Every term of a where-expression, whatever its AND/OR shape."""
+    w = to_where(where)
+    if isinstance(w, Condition):
+        return (w,)
+    if isinstance(w, AllOf):
+        return w.conds
+    return tuple(c for g in w.groups for c in g.conds)
+
+
+def is_slow(obj: str, where: WhereLike | None) -> bool:
+    """True when Personyze caps this read at SLOW_READ_LIMIT rows: some condition is a range
+    (`>`, `<`, `>=`, `<=`, even on an indexed column) or names a column not known to be
+    indexed (n8n node, live). Whether `!=`, `:` and `!:` on an index are fast is not
+    documented; they are counted fast here, as the rule is stated."""
+    if where is None:
+        return False
+    indexed = INDEXED.get(obj, frozenset())
+    return any(c.op in RANGE_OPERATORS or c.col not in indexed for c in conditions(where))
 
 
 def _names(value: str | Iterable[str], what: str) -> list[str]:

@@ -56,6 +56,11 @@ class StateCollector(Collector):
             "personyze_sync_end_to_end_seconds",
             "Webhook received -> Personyze confirmed the write", labels=["store"],
         )
+        repairs = CounterMetricFamily(
+            "personyze_sync_subscription_repairs",
+            "Store webhook subscriptions the scheduler re-created or re-enabled",
+            labels=["store", "platform"],
+        )
         up = GaugeMetricFamily("personyze_sync_redis_up", "Redis answered this scrape")
         paused = GaugeMetricFamily(
             "personyze_sync_account_pause_seconds",
@@ -78,6 +83,8 @@ class StateCollector(Collector):
                 for k, v in stats.items():
                     if k.startswith("calls:"):
                         calls.add_metric([sid, k[6:]], v)
+                    elif k.startswith("subscription_repairs:"):  # workers/subscriptions.py
+                        repairs.add_metric([sid, k.removeprefix("subscription_repairs:")], v)
                 buckets, total = [], 0.0
                 for b in (*LATENCY_BUCKETS, "inf"):
                     total += stats.get(f"le:{b}", 0.0)
@@ -93,7 +100,8 @@ class StateCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
-        yield from (ledger, due, age, dead, calls, latency, paused, failures, up, *extra)
+        yield from (ledger, due, age, dead, calls, latency, repairs, paused, failures, up,
+                    *extra)
 
     def _process_gauges(self) -> list[GaugeMetricFamily]:
         """The scheduler's heartbeat (it writes it to Redis; alert: stale) and Redis memory
