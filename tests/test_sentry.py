@@ -244,3 +244,35 @@ def test_unexpected_exception_in_web_is_reported_without_the_bearer_token(make_s
     assert event["exception"]["values"][-1]["type"] == "ConnectionError"
     assert event["request"]["url"].endswith("/admin/status")
     assert_no_secret(receiver, [ADMIN, "secret-cookie-value"])
+
+
+def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, sandbox,
+                                                                 receiver):
+    """A WooCommerce variation whose parent the store API refuses to give (bad keys): one
+    event, platform from the refresh itself, and neither API key in it."""
+    from app.observability import init_sentry
+    from tests.fake_stores import KEY, SECRET, fake_woo
+    from tests.support import woo_product, woo_request
+    from workers.sync import Syncer
+
+    woo = fake_woo()
+    try:
+        settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
+                                 woocommerce_url=woo.url, woocommerce_consumer_key=KEY,
+                                 woocommerce_consumer_secret=SECRET)
+        rt = runtime.build(settings)
+        body, headers = woo_request(woo_product(pid=78, parent_id=77), source=woo.url + "/")
+        assert create_app(settings).test_client().post(
+            "/webhooks/woocommerce", data=body, headers=headers).status_code == 200
+        assert init_sentry(settings, "worker")
+        woo.status = 401
+        assert Syncer(rt.settings, rt.state).run("default", "77") == "dead"
+        sentry_sdk.flush(5)
+    finally:
+        woo.stop()
+    (event,) = by_failure(receiver, "dead-letter")
+    assert event["tags"]["platform"] == "woocommerce"
+    assert event["tags"]["error_type"] == "StoreFetchError"
+    assert "the store API failed" in event["message"]
+    assert event["contexts"]["product"]["id"] == "77"
+    assert_no_secret(receiver, [KEY, SECRET, SANDBOX_KEY])
