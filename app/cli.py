@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -65,14 +66,56 @@ def _check_accounts(settings) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """A table per store for people; `--json` for scripts (what /admin/status answers)."""
+    from app.core import activity
+
     rt = _runtime()
-    print(json.dumps({sid: rt.state.status(sid) for sid in rt.settings.stores}, indent=2))
+    views = {sid: activity.overview(rt.state, s) for sid, s in rt.settings.stores.items()}
+    if args.json:
+        print(json.dumps(views, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for sid, v in views.items():
+        t = Table(title=f"store {sid}", title_justify="left", show_header=False)
+        t.add_column("what", style="bold")
+        t.add_column("value", justify="right")
+        pause = v["pause"]
+        t.add_row("due products", str(v["due"]))
+        t.add_row("backlog age", _duration(v["backlog_age_seconds"]))
+        t.add_row("writes / minute", str(v["writes_per_minute"]))
+        t.add_row("dead letters", f"[red]{v['dlq']}[/]" if v["dlq"] else "0")
+        t.add_row("Personyze account",
+                  f"[red]paused {_duration(pause['remaining_seconds'])}[/] ({pause['reason']})"
+                  if pause["paused"] else "[green]writing[/]")
+        t.add_section()
+        for k, n in v["ledger"].items():
+            t.add_row(f"ledger {k}", str(n))
+        t.add_row("ledger balance", str(v["balance"]) if v["balance"] == 0
+                  else f"[red]{v['balance']}[/]")
+        console.print(t)
     return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     rt = _runtime()
     stores = [args.store] if args.store else list(rt.settings.stores)
+    table = None
+    if args.action == "list" and not args.json:
+        from rich.table import Table
+
+        table = Table("store", "product", "attempts", "dead for", "last error",
+                      title="dead letters", title_justify="left")
     for sid in stores:
         if sid not in rt.settings.stores:
             print(f"unknown store {sid!r}", file=sys.stderr)
@@ -80,10 +123,14 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         entries = rt.state.dlq_list(sid)
         pids = args.ids or list(entries)
         if args.action == "list":
-            for pid, e in entries.items():
+            for pid, e in sorted(entries.items(), key=lambda x: -float(x[1].get("dead_at", 0))):
                 last = e["errors"][-1]["error"] if e.get("errors") else ""
-                print(json.dumps({"store": sid, "product": pid, "attempts": len(e["errors"]),
-                                  "last_error": last}))
+                if table is None:
+                    print(json.dumps({"store": sid, "product": pid, "attempts": len(e["errors"]),
+                                      "last_error": last}))
+                else:
+                    table.add_row(sid, pid, str(len(e["errors"])),
+                                  _duration(time.time() - float(e.get("dead_at", 0))), last)
         elif args.action == "replay":
             outcomes = [rt.state.dlq_replay(sid, p) for p in pids]
             print(f"{sid}: replayed {outcomes.count('replayed')}, superseded by a newer "
@@ -91,6 +138,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         else:
             n = sum(rt.state.dlq_purge(sid, p) for p in pids)
             print(f"{sid}: purged {n}")
+    if table is not None:
+        from rich.console import Console
+
+        Console().print(table)
     return 0
 
 
@@ -111,14 +162,104 @@ def cmd_resync(args: argparse.Namespace) -> int:
                   "KEY/SECRET or BIGCOMMERCE_STORE_HASH/ACCESS_TOKEN)", file=sys.stderr)
             rc = 2
             continue
-        try:
-            counts = reconcile(rt, sid, delete_missing=args.delete_missing)
-        except (StoreFetchError, PersonyzeError) as e:  # messages carry no secrets
-            print(f"{sid}: {e}", file=sys.stderr)
-            rc = 1
-            continue
+        with ResyncProgress(rt, sid, tty=sys.stdout.isatty()) as progress:
+            try:
+                counts = reconcile(rt, sid, delete_missing=args.delete_missing,
+                                   progress=progress.update)
+            except (StoreFetchError, PersonyzeError) as e:  # messages carry no secrets
+                print(f"{sid}: {e}", file=sys.stderr)
+                rc = 1
+                continue
+            if args.wait:
+                progress.follow_writes()
         print(f"{sid}: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return rc
+
+
+class ResyncProgress:
+    """What a resync is doing: products read from the store, ingested (newer than what
+    Personyze has, so queued), written by the workers since the start, and the time the
+    rest takes at the account's rate limit. A rich progress bar on a terminal, a plain line
+    every few seconds otherwise (logs, CI)."""
+
+    PLAIN_EVERY_SECONDS = 5.0
+    LEDGER_EVERY_SECONDS = 0.5
+    FINISHED = ("written", "skipped_unchanged", "dead", "coalesced")
+
+    def __init__(self, rt, sid: str, tty: bool) -> None:
+        self.rt, self.sid, self.tty = rt, sid, tty
+        self.rate = rt.settings.stores[sid].personyze.rate_limit
+        self.start = rt.state.ledger(sid)
+        self.read = self.ingested = self.written = self.finished = 0
+        self._ledger_at = self._plain_at = 0.0
+        self._listed = False
+        self._bar: Any = None
+
+    def __enter__(self) -> ResyncProgress:
+        if self.tty:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            # The bar pulses while the store is listed (its size is unknown), then fills
+            # with the writes of what was ingested (--wait).
+            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 BarColumn(), TextColumn("{task.fields[line]}"),
+                                 TimeElapsedColumn(), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.sid, total=None, line="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._show(force=True)
+        if self._bar is not None:
+            self._bar.stop()
+
+    def eta(self) -> float:
+        return max(0, self.ingested - self.finished) / self.rate
+
+    def line(self) -> str:
+        return (f"read={self.read} ingested={self.ingested} written={self.written} "
+                f"eta={_duration(self.eta())} at {self.rate:g}/s")
+
+    def update(self, counts: Any) -> None:
+        """reconcile()'s progress callback: the running counts of the listing."""
+        self.read = sum(v for k, v in counts.items() if k != "listed")
+        self.ingested = counts.get("accepted", 0) + counts.get("accepted_wake", 0)
+        self._show()
+
+    def _refresh_ledger(self) -> None:
+        led = self.rt.state.ledger(self.sid)
+        self.written = led["written"] - self.start["written"]
+        self.finished = sum(led[k] - self.start[k] for k in self.FINISHED)
+
+    def _show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._ledger_at >= self.LEDGER_EVERY_SECONDS:
+            self._ledger_at = now
+            self._refresh_ledger()
+        if self._bar is not None:
+            self._bar.update(self._task, line=self.line(), completed=self.finished,
+                             total=max(1, self.ingested) if self._listed else None)
+        elif force or now - self._plain_at >= self.PLAIN_EVERY_SECONDS:
+            self._plain_at = now
+            print(f"{self.sid}: {self.line()}", flush=True)
+
+    def follow_writes(self) -> None:
+        """--wait: keep showing progress until the workers have finished what was queued."""
+        self._listed = True
+        while True:
+            self._show(force=True)
+            if self.finished >= self.ingested or (
+                self.rt.state.due_count(self.sid) == 0
+                and self.rt.state.ledger(self.sid)["pending"] == 0
+            ):
+                return
+            time.sleep(self.LEDGER_EVERY_SECONDS)
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -180,19 +321,24 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from workers.celery_app import celery
+    from app.logging_setup import configure_logging
+    from app.observability import SchedulerPulse, init_sentry
+    from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
     from workers.subscriptions import run_periodic as keep_subscriptions
 
-    d = Dispatcher(celery.runtime, celery)
+    rt = _runtime()
+    configure_logging(rt.settings.log_level)
+    init_sentry(rt.settings, "scheduler")  # crashes, and the Crons check-ins below
+    d = Dispatcher(rt, make_celery(rt))
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
-    threading.Thread(target=run_periodic, args=(celery.runtime, d.stop_event),
+    threading.Thread(target=run_periodic, args=(rt, d.stop_event),
                      daemon=True, name="reconcile").start()
-    threading.Thread(target=keep_subscriptions, args=(celery.runtime, d.stop_event),
+    threading.Thread(target=keep_subscriptions, args=(rt, d.stop_event),
                      daemon=True, name="subscriptions").start()
     with contextlib.suppress(KeyboardInterrupt):
-        d.run()
+        d.run(on_turn=SchedulerPulse(rt.redis, rt.settings.key_prefix))
     return 0
 
 
@@ -288,18 +434,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     st = sub.add_parser("status", help="ledger, backlog and dead letters per store")
+    st.add_argument("--json", action="store_true", help="JSON for scripts (default: tables)")
     st.set_defaults(func=cmd_status)
 
     q = sub.add_parser("dlq", help="dead letters: list, replay or purge")
     q.add_argument("action", choices=["list", "replay", "purge"])
     q.add_argument("ids", nargs="*", help="product ids (default: all)")
     q.add_argument("--store", help="default: every store")
+    q.add_argument("--json", action="store_true", help="list: JSON lines (default: a table)")
     q.set_defaults(func=cmd_dlq)
 
     r = sub.add_parser("resync", help="backfill: read the store catalog, sync what differs")
     r.add_argument("--store", help="default: every store")
     r.add_argument("--delete-missing", action="store_true",
                    help="also delete Personyze rows whose internal_id the store does not list")
+    r.add_argument("--wait", action="store_true",
+                   help="show progress until the workers have written what was queued")
     r.set_defaults(func=cmd_resync)
 
     cn = sub.add_parser("connect", help="register and repair the store's webhook subscriptions")

@@ -127,9 +127,10 @@ def test_status_and_dlq_commands(sync_settings, sandbox, rt):
     s = Syncer(rt.settings, rt.state)
     assert s.run("default", "1") == "dead" and s.run("default", "2") == "dead"
     env = settings_env(sync_settings)
-    status = json.loads(run_cli(["status"], env, check=True).stdout)
+    status = json.loads(run_cli(["status", "--json"], env, check=True).stdout)
     assert status["default"]["dlq"] == 2 and status["default"]["balance"] == 0
-    listed = [json.loads(line) for line in run_cli(["dlq", "list"], env, check=True).stdout
+    listed = [json.loads(line) for line in run_cli(["dlq", "list", "--json"], env,
+                                                   check=True).stdout
               .splitlines()]
     assert {e["product"] for e in listed} == {"1", "2"}
     assert "PersonyzeBadRequest" in listed[0]["last_error"]

@@ -66,7 +66,7 @@ def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path):
         redis_url = re.search(r"REDIS_URL=(\S+)", banner).group(1)
 
         def written():
-            out = subprocess.run([CLI, "status"], env=dict(env, REDIS_URL=redis_url),
+            out = subprocess.run([CLI, "status", "--json"], env=dict(env, REDIS_URL=redis_url),
                                  capture_output=True, text=True).stdout
             return '"written": 1' in out
 

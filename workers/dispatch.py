@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 import structlog
@@ -62,11 +63,15 @@ class Dispatcher:
                 idle = min(idle, nxt)
         return max(0.0, idle - (time.monotonic() - started))
 
-    def run(self) -> None:
+    def run(self, on_turn: Callable[[], None] | None = None) -> None:
+        """The loop; `on_turn` runs after each tick (the scheduler's heartbeat and Sentry
+        Crons check-in, app/observability.py SchedulerPulse)."""
         log.info("dispatcher_started", stores=list(self.rt.settings.stores))
         while not self.stop_event.is_set():
             try:
                 idle = self.tick()
+                if on_turn is not None:
+                    on_turn()
                 if idle >= SHORT_WAIT_SECONDS:
                     self.rt.state.wait_kick(min(idle, MAX_IDLE_SECONDS))
                 elif idle > 0:

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Mapping
 
 import redis
 import structlog
@@ -20,6 +21,7 @@ import structlog
 from app.config import StoreConfig
 from app.core.model import BadPayload, Event
 from app.core.ratelimit import AccountLimiter
+from app.observability import reconcile_monitor
 from app.platforms.catalog import has_catalog_api, store_products
 from app.runtime import Runtime
 from workers.reads import paced_reads
@@ -28,8 +30,10 @@ log = structlog.get_logger(__name__)
 
 
 def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
-              page_size: int | None = None) -> dict[str, int]:
-    """One pass over one store; returns how the listed products were recorded."""
+              page_size: int | None = None,
+              progress: Callable[[Mapping[str, int]], None] | None = None) -> dict[str, int]:
+    """One pass over one store; returns how the listed products were recorded. `progress`
+    is called with the running counts after each product read (the CLI's progress bar)."""
     store = rt.settings.stores[store_id]
     counts: Counter[str] = Counter()
     seen: set[str] = set()
@@ -46,6 +50,8 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
         ev = Event(store.id, platform, "reconcile", product.id, version, "upsert",
                    f"reconcile|{platform}|{product.id}|{version}", product)
         counts[rt.state.record(ev, keep_raw=keep_raw).name.lower()] += 1
+        if progress is not None:
+            progress(counts)
     counts["listed"] = len(seen)
     if delete_missing and seen and not counts["unparseable"]:
         counts["deleted_missing"] = record_missing_deletes(rt, store, seen, started)
@@ -90,7 +96,8 @@ def run_periodic(rt: Runtime, stop: threading.Event) -> None:
             lock = f"{rt.settings.key_prefix}:{{{store.id}}}:reconcile-lock"
             try:
                 if rt.redis.set(lock, "1", nx=True, ex=max(1, math.ceil(interval))):
-                    reconcile(rt, store.id)
+                    with reconcile_monitor(store.id, interval):  # Sentry Crons check-ins
+                        reconcile(rt, store.id)
             except redis.RedisError as e:
                 log.warning("reconcile_redis_error", store=store.id, error=type(e).__name__)
             except Exception:  # noqa: BLE001 - report, and try again next interval

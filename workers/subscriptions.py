@@ -17,7 +17,7 @@ import threading
 import redis
 import structlog
 
-from app.observability import report
+from app.observability import report_subscription_failure
 from app.platforms.subscriptions import Outcome, connect_store, describe
 from app.runtime import Runtime
 
@@ -62,8 +62,7 @@ def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
         if o.error:
             log.error("subscription_check_failed", store=store_id, platform=o.platform,
                       error=o.error)
-            report("webhook subscriptions could not be checked or repaired", store=store_id,
-                   platform=o.platform, error=o.error)
+            report_subscription_failure(store, o.platform, o.error, "StoreFetchError")
             continue
         assert o.plan is not None
         fixed = len(o.plan.create) + len(o.plan.enable)
@@ -72,8 +71,9 @@ def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
             log.warning("subscriptions_repaired", store=store_id, platform=o.platform,
                         url=o.url, detail=describe(o.plan, check_only=False))
         if o.plan.held:
-            report("webhook subscriptions paused by a store admin", store=store_id,
-                   platform=o.platform, topics=[s.topic for s in o.plan.held])
+            topics = ", ".join(sub.topic for sub in o.plan.held)
+            report_subscription_failure(store, o.platform, f"paused by a store admin: {topics}",
+                                        "SubscriptionPaused")
         if not fixed and not o.plan.held:
             log.info("subscriptions_healthy", store=store_id, platform=o.platform)
     return outcomes

@@ -16,6 +16,7 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app.config import Settings, StoreConfig
+from app.core import activity
 from app.core.mapping import DELETED_HASH, map_product, row_hash
 from app.core.model import Product
 from app.core.ratelimit import AccountLimiter, backoff
@@ -126,6 +127,7 @@ class Syncer:
             self.state.r.hset(self._checked_key(store_id), pid, verify)
         latency = time.time() - claim.received_at if claim.received_at else None
         self.state.note_call(store_id, "ok", latency)
+        activity.note(self.state, store_id, pid, "written" if row is not None else "deleted")
         return "written"
 
     def _checked_key(self, store_id: str) -> str:
@@ -184,10 +186,9 @@ class Syncer:
         if isinstance(e, PersonyzeAuthError) and limiter is not None:
             paused, first = limiter.auth_failed(s.auth_pause_seconds)
             if first:
-                from app.observability import report
+                from app.observability import report_auth_failure
 
-                report("Personyze rejected the API key (401)", store=store.id,
-                       account=store.personyze.id, paused_seconds=paused)
+                report_auth_failure(store, paused)
             log.error("personyze_auth_failed", store=store.id, paused_seconds=paused)
             self.state.release(store.id, pid, claim, paused)
             return "auth_failed"
@@ -201,7 +202,12 @@ class Syncer:
         if permanent or claim.attempts + 1 >= s.max_attempts or age >= s.max_retry_age_seconds:
             outcome = self.state.dead_letter(store.id, pid, claim, errors)
             if outcome == "dead":
+                from app.observability import report_dead_letter
+
                 log.error("dead_lettered", store=store.id, product=pid, error=type(e).__name__)
+                report_dead_letter(store, pid, e, errors,
+                                   claim.doc.decode() if claim.kind == "refresh" else None)
+                activity.note(self.state, store.id, pid, "dead", type(e).__name__)
             return outcome
         delay = backoff(claim.attempts + 1, s.backoff_base_seconds, s.backoff_max_seconds)
         self.state.release(store.id, pid, claim, delay, errors)

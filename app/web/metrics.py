@@ -23,7 +23,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from app.core import activity
 from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS
+from app.observability import last_heartbeat
 
 WEBHOOKS = Counter(
     "personyze_sync_webhooks_total", "Webhook deliveries answered", ["platform", "outcome"]
@@ -60,6 +62,15 @@ class StateCollector(Collector):
             labels=["store", "platform"],
         )
         up = GaugeMetricFamily("personyze_sync_redis_up", "Redis answered this scrape")
+        paused = GaugeMetricFamily(
+            "personyze_sync_account_pause_seconds",
+            "Seconds the store's Personyze account stays paused (0: not paused)", labels=["store"],
+        )
+        failures = GaugeMetricFamily(
+            "personyze_sync_account_consecutive_failures",
+            "401s and 503s since the account's last success", labels=["store", "status"],
+        )
+        extra: list[GaugeMetricFamily] = []
         try:
             for sid in self.rt.settings.stores:
                 led = self.rt.state.ledger(sid)
@@ -79,12 +90,41 @@ class StateCollector(Collector):
                     total += stats.get(f"le:{b}", 0.0)
                     buckets.append(("+Inf" if b == "inf" else str(b), total))
                 latency.add_metric([sid], buckets, stats.get("lat_sum", 0.0))
+                pause = activity.pause_state(self.rt.state, self.rt.settings.stores[sid])
+                paused.add_metric([sid], pause["remaining_seconds"])
+                failures.add_metric([sid, "401"], pause["consecutive_401"])
+                failures.add_metric([sid, "503"], pause["consecutive_503"])
+            extra = self._process_gauges()
             up.add_metric([], 1)
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
             return
-        yield from (ledger, due, age, dead, calls, latency, repairs, up)
+        yield from (ledger, due, age, dead, calls, latency, repairs, paused, failures, up,
+                    *extra)
+
+    def _process_gauges(self) -> list[GaugeMetricFamily]:
+        """The scheduler's heartbeat (it writes it to Redis; alert: stale) and Redis memory
+        against its maxmemory (alert: near the limit; with noeviction a full Redis refuses
+        webhooks)."""
+        out = []
+        beat = last_heartbeat(self.rt.redis, self.rt.settings.key_prefix)
+        if beat is not None:
+            g = GaugeMetricFamily("personyze_sync_scheduler_heartbeat_timestamp_seconds",
+                                  "When a scheduler last turned its dispatcher loop (unix time)")
+            g.add_metric([], beat)
+            out.append(g)
+        try:
+            info = self.rt.redis.info("memory")
+        except redis.ResponseError:  # a managed Redis that refuses INFO
+            return out
+        used = GaugeMetricFamily("personyze_sync_redis_memory_used_bytes",
+                                 "Redis used_memory")
+        used.add_metric([], float(info.get("used_memory", 0)))
+        cap = GaugeMetricFamily("personyze_sync_redis_memory_max_bytes",
+                                "Redis maxmemory (0: no limit set)")
+        cap.add_metric([], float(info.get("maxmemory", 0)))
+        return [*out, used, cap]
 
 
 @bp.get("/metrics")
