@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from tests.fake_stores import SHOPIFY_TOKEN, fake_shopify
+from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product
 from tests.servers import ROOT, settings_env
 from tests.support import shopify_product, shopify_request
 from workers.sync import Syncer
@@ -83,7 +83,7 @@ def test_dlq_list_is_a_table_with_the_last_error(dead_two):
 
 @pytest.fixture
 def shop():
-    s = fake_shopify()
+    s = FakeShopify()
     yield s
     s.stop()
 
@@ -91,7 +91,7 @@ def shop():
 @pytest.fixture
 def resync_env(make_settings, sandbox, shop):
     for i in range(1, 31):
-        shop.products[i] = shopify_product(pid=i, at=i, title=f"p{i}")
+        shop.products[i] = gql_product(i, at=f"2026-01-01T00:00:{i:02d}Z", title=f"p{i}")
     settings = make_settings(personyze_base_url=sandbox.url, shopify_admin_token=SHOPIFY_TOKEN,
                              shopify_admin_api_url=shop.url)
     return settings_env(settings)

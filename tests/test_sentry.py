@@ -23,7 +23,7 @@ from tests.conftest import (
     STANDARD_SECRET,
     WOO_SECRET,
 )
-from tests.fake_stores import SHOPIFY_TOKEN, fake_shopify
+from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product
 from tests.sentry_receiver import SentryReceiver
 from tests.servers import ROOT, eventually, settings_env
 from tests.support import shopify_product, shopify_request
@@ -161,14 +161,14 @@ def test_subscription_failure_report(make_settings, receiver):
 
 @pytest.fixture
 def shop():
-    s = fake_shopify()
+    s = FakeShopify()
     yield s
     s.stop()
 
 
 def test_scheduler_process_checks_in_dispatcher_and_reconcile(make_settings, sandbox, shop,
                                                               receiver, r, tmp_path):
-    shop.products[1] = shopify_product(pid=1, at=1)
+    shop.products[1] = gql_product(1)
     settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
                              shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url,
                              reconcile_interval_seconds=3600)
@@ -204,7 +204,7 @@ def test_failed_reconcile_pass_checks_in_error(make_settings, sandbox, shop, rec
     from app.observability import init_sentry
     from workers.reconcile import run_periodic
 
-    shop.status = 500
+    shop.version = "2019-01"  # every call answers 404: the pass fails
     settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
                              shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url,
                              reconcile_interval_seconds=600)
