@@ -128,12 +128,24 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
 
+    for sid in celery.runtime.settings.stores:  # state of an older version, if any
+        celery.runtime.state.migrate(sid)
     d = Dispatcher(celery.runtime, celery)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(target=run_periodic, args=(celery.runtime, d.stop_event),
                      daemon=True, name="reconcile").start()
     with contextlib.suppress(KeyboardInterrupt):
         d.run()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring Redis state written by an older version to the current layout (the scheduler
+    also does it when it starts); safe to run while everything runs, and to repeat."""
+    rt = _runtime()
+    for sid in rt.settings.stores:
+        got = rt.state.migrate(sid)
+        print(f"store {sid}: folded {got['folded']} products, re-filed {got['moved']} records")
     return 0
 
 
@@ -246,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")
     sc.set_defaults(func=cmd_scheduler)
+
+    m = sub.add_parser("migrate", help="bring Redis state of an older version to this layout")
+    m.set_defaults(func=cmd_migrate)
     return p
 
 

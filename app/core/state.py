@@ -24,8 +24,8 @@ while the product needs it (docs/design.md, Memory):
 from __future__ import annotations
 
 import hashlib
-import time
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 from enum import IntEnum
