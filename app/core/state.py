@@ -53,10 +53,13 @@ LEDGER_FIELDS = (
 )
 
 
-# Buckets of synced records per store. A listpack hash stays compact up to 128 fields
-# (hash-max-listpack-entries), so 4096 buckets hold ~400k products compactly; changing it
-# needs `personyze-sync migrate` (it re-files every record).
-BUCKETS = 4096
+# Buckets of synced records per store. A hash stays in the compact listpack encoding up to
+# 128 fields (hash-max-listpack-entries): 1024 buckets keep a store of ~100k products compact
+# (~100 a bucket); a larger store still works, its buckets in hashtable encoding (about twice
+# the bytes a product). Fewer products per bucket cost more: each bucket is a key (~100
+# bytes). Changing it needs `personyze-sync migrate` with everything stopped (it re-files
+# every record; a process on the old count would look in the wrong bucket).
+BUCKETS = 1024
 # Scripts that read or write the packed synced record (or use its clock) get lua/_record.lua.
 _RECORD_USERS = frozenset({"ingest", "claim", "complete", "migrate", "sweep"})
 
