@@ -54,9 +54,10 @@ LEDGER_FIELDS = (
 
 
 # Buckets of synced records per store. A hash stays in the compact listpack encoding up to
-# 128 fields (hash-max-listpack-entries): 1024 buckets keep a store of ~100k products compact
-# (~100 a bucket); a larger store still works, its buckets in hashtable encoding (about twice
-# the bytes a product). Fewer products per bucket cost more: each bucket is a key (~100
+# 512 fields of up to 64 bytes (hash-max-listpack-entries/-value, Redis's defaults): 1024
+# buckets keep a store of ~400k products compact (measured 52 bytes a product at 200k in
+# bench/memory.py); a larger store still works, its buckets in hashtable encoding (about
+# twice the bytes a product). Fewer products a bucket cost more: each bucket is a key (~100
 # bytes). Changing it needs `personyze-sync migrate` with everything stopped (it re-files
 # every record; a process on the old count would look in the wrong bucket).
 BUCKETS = 1024
