@@ -124,12 +124,17 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    import redis
+
     from workers.celery_app import celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
 
-    for sid in celery.runtime.settings.stores:  # state of an older version, if any
-        celery.runtime.state.migrate(sid)
+    try:  # state of an older version, if any (read as it is until then)
+        for sid in celery.runtime.settings.stores:
+            celery.runtime.state.migrate(sid)
+    except redis.RedisError as e:
+        print(f"migration skipped, Redis unavailable: {type(e).__name__}", file=sys.stderr)
     d = Dispatcher(celery.runtime, celery)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(target=run_periodic, args=(celery.runtime, d.stop_event),
