@@ -321,6 +321,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    import redis
+
     from app.logging_setup import configure_logging
     from app.observability import SchedulerPulse, init_sentry
     from workers.celery_app import make_celery
@@ -331,6 +333,11 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     rt = _runtime()
     configure_logging(rt.settings.log_level)
     init_sentry(rt.settings, "scheduler")  # crashes, and the Crons check-ins below
+    try:  # state of an older version, if any (read as it is until then)
+        for sid in rt.settings.stores:
+            rt.state.migrate(sid)
+    except redis.RedisError as e:
+        print(f"migration skipped, Redis unavailable: {type(e).__name__}", file=sys.stderr)
     d = Dispatcher(rt, make_celery(rt))
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(target=run_periodic, args=(rt, d.stop_event),
@@ -339,6 +346,16 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
                      daemon=True, name="subscriptions").start()
     with contextlib.suppress(KeyboardInterrupt):
         d.run(on_turn=SchedulerPulse(rt.redis, rt.settings.key_prefix))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring Redis state written by an older version to the current layout (the scheduler
+    also does it when it starts); safe to run while everything runs, and to repeat."""
+    rt = _runtime()
+    for sid in rt.settings.stores:
+        got = rt.state.migrate(sid)
+        print(f"store {sid}: folded {got['folded']} products, re-filed {got['moved']} records")
     return 0
 
 
@@ -462,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")
     sc.set_defaults(func=cmd_scheduler)
+
+    m = sub.add_parser("migrate", help="bring Redis state of an older version to this layout")
+    m.set_defaults(func=cmd_migrate)
     return p
 
 

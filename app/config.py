@@ -288,6 +288,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=6 * 3600, ge=0)
     product_cooldown_seconds: float = Field(default=1.0, ge=0)
     sweep_batch: int = Field(default=200, gt=0)
+    # Most wake-up messages the dispatcher lets wait in the broker's queue (issue 9): enough to
+    # keep every worker process busy between two of its looks (every 0.1 s when full).
+    wake_queue_max: int = Field(default=50, gt=0)
     wake_from_web: bool = False
     # Store webhook subscriptions (`personyze-sync connect`, and the scheduler's repair)
     public_url: str | None = None

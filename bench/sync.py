@@ -8,11 +8,17 @@ with the product it carries: the sandbox's request_log entry is recorded togethe
 
   (i)   unthrottled latency, webhook 200 -> sandbox write, at a modest arrival rate;
   (ii)  saturated: sandbox rate limit R, PERSONYZE_RATE_LIMIT = 0.95 R, a backlog, 4 workers;
-  (iii) bursty trace: bursts of updates per product, PRODUCT_COOLDOWN_SECONDS coalescing.
+  (iii) bursty trace: bursts of updates per product, PRODUCT_COOLDOWN_SECONDS coalescing;
+  (iv)  slow Personyze: the workers, not the limit, are the bottleneck (sandbox latency
+        250 ms, limit 100/s, one worker of concurrency 4, 1500 new products at once): the
+        Celery queue's peak, what it still holds when every product is synced, messages
+        published per write (LPUSH calls in INFO commandstats: use a Redis of its own), and
+        the sync time.
 
-    .venv/bin/python bench/sync.py [--quick] [--only i,ii,iii]
+    .venv/bin/python bench/sync.py [--quick] [--only i,ii,iii,iv]
 
-Targets (issue): p50 <= 50 ms and p99 <= 500 ms unthrottled; >= 0.95 of the limit saturated.
+Targets (issue): p50 <= 50 ms and p99 <= 500 ms unthrottled; >= 0.95 of the limit saturated;
+(iv) queue peak <= 100, <= 20 messages left, <= 1.1 messages per write (issue 9).
 Redis database 13; every key of the run is deleted at the end.
 """
 
@@ -361,15 +367,88 @@ def bursty(quick: bool, products: int | None) -> None:
         stack.close()
 
 
+# -- (iv) slow Personyze: backpressure ---------------------------------------------------------
+
+def _lpush_calls(r) -> int:
+    """kombu's Redis transport publishes a message with one LPUSH (nothing else here does)."""
+    return int(r.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0))
+
+
+def slow(quick: bool, n: int | None, latency_ms: float, limit: float) -> None:
+    import redis
+
+    n = n or (300 if quick else 1500)
+    print(f"\n(iv) slow Personyze: sandbox latency {latency_ms:g} ms, PERSONYZE_RATE_LIMIT="
+          f"{limit:g}, one worker of concurrency 4, {n} new products posted at once")
+    stack = Stack("slow", {"latency_ms": latency_ms}, personyze_rate_limit=limit)
+    r = redis.Redis.from_url(stack.url)
+    queue = stack.settings.sync_queue
+    try:
+        stack.start_sync(4)
+        warm(stack)
+        stack.writes.clear()
+        rng = random.Random(4)
+        payloads = [realistic_product(40_000 + i, rng, at=1) for i in range(n)]
+        wanted = {str(40_000 + i) for i in range(n)}
+        peak, samples, stop = [0], [], threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                q = r.llen(queue)
+                peak[0] = max(peak[0], q)
+                samples.append(q)
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        lpush0 = _lpush_calls(r)
+        t_start = time.time()
+        sampler.start()
+        with ThreadPoolExecutor(8) as pool:
+            sessions = threading.local()
+
+            def send(p):
+                if not hasattr(sessions, "s"):
+                    sessions.s = requests.Session()
+                return stack.post(p, sessions.s)
+
+            list(pool.map(send, payloads))
+        t_posted = time.time()
+        done = stack.wait(lambda: wanted <= {w[1] for w in stack.written()},
+                          n / 2 + 120)
+        t_synced = time.time()
+        left = r.llen(queue)
+        stop.set()
+        sampler.join(2)
+        stack.wait(stack.settled, 30)
+        published = _lpush_calls(r) - lpush0
+        writes = len(stack.written())
+        print(f"    posted in {t_posted - t_start:.1f}s; every product synced "
+              f"{t_synced - t_start:.1f}s after the first post"
+              f"{'' if done else '  [timed out]'}; {writes} writes "
+              f"({writes / (t_synced - t_start):.1f}/s)")
+        print(f"    Celery queue: peak {peak[0]} messages, {left} left when every product was "
+              f"synced (mean {statistics.fmean(samples) if samples else 0:.0f} while syncing)")
+        print(f"    messages published {published} = {published / max(1, writes):.2f} per "
+              f"Personyze write")
+        print(f"    targets: peak <= 100 {'met' if peak[0] <= 100 else 'NOT met'}; left <= 20 "
+              f"{'met' if left <= 20 else 'NOT met'}; <= 1.1 per write "
+              f"{'met' if published <= 1.1 * writes else 'NOT met'}")
+    finally:
+        stack.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="~20 s run")
-    ap.add_argument("--only", default="i,ii,iii", help="scenarios to run, e.g. i,iii")
+    ap.add_argument("--only", default="i,ii,iii,iv", help="scenarios to run, e.g. i,iii")
     ap.add_argument("--latency-products", type=int, help="(i) products (200; quick 50)")
     ap.add_argument("--rate", type=float, default=20.0, help="(i) arrivals per second")
     ap.add_argument("--backlog", type=int, help="(ii) backlog products (300; quick 80)")
     ap.add_argument("--limit", type=float, default=20.0, help="(ii) sandbox rate limit R")
     ap.add_argument("--burst-products", type=int, help="(iii) products (50; quick 20)")
+    ap.add_argument("--slow-products", type=int, help="(iv) products (1500; quick 300)")
+    ap.add_argument("--slow-latency-ms", type=float, default=250.0, help="(iv) sandbox latency")
+    ap.add_argument("--slow-limit", type=float, default=100.0, help="(iv) PERSONYZE_RATE_LIMIT")
     args = ap.parse_args()
     only = {x.strip() for x in args.only.split(",")}
     install_cleanup()
@@ -389,6 +468,8 @@ def main() -> int:
             saturated(args.quick, args.backlog, args.limit)
         if "iii" in only:
             bursty(args.quick, args.burst_products)
+        if "iv" in only:
+            slow(args.quick, args.slow_products, args.slow_latency_ms, args.slow_limit)
     finally:
         print(f"\n(total {time.time() - t0:.0f}s)")
     return 0

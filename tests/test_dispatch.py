@@ -12,7 +12,8 @@ from workers.dispatch import Dispatcher
 
 
 def test_two_schedulers_wake_each_key_once(make_settings, r):
-    settings = make_settings(wake_grace_seconds=30, personyze_rate_limit=10_000)
+    settings = make_settings(wake_grace_seconds=30, personyze_rate_limit=10_000,
+                             wake_queue_max=1000)
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
     for pid in range(1, 201):

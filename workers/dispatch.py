@@ -1,9 +1,11 @@
 """The scheduler process: publishes the Celery wake-ups for keys that are due.
 
-It is what makes a lost Celery message harmless (keys woken but never finished come round
-again after the grace), and it only wakes as many keys as the account's rate limit can take
-right now, so a backlog does not turn into a storm of tasks that find no token. Several may
-run: the sweep script hands each due key to one of them."""
+It is what makes a lost Celery message harmless (a wake-up the broker no longer holds and no
+worker claimed is published again after the grace), and it bounds what it publishes twice:
+no more keys than the account's rate limit can take right now, and no more messages than keep
+the broker's queue at WAKE_QUEUE_MAX, so a backlog the workers cannot drain waits in Redis's
+`due` set (a few bytes a key) instead of piling up as Celery messages (docs/design.md,
+Backpressure). Several may run: the sweep script hands each due key to one of them."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from app.core import redisconn
 from app.core.ratelimit import AccountLimiter
 from app.runtime import Runtime
 from workers.celery_app import SYNC_TASK
@@ -23,6 +26,9 @@ from workers.celery_app import SYNC_TASK
 log = structlog.get_logger(__name__)
 MAX_IDLE_SECONDS = 1.0
 SHORT_WAIT_SECONDS = 0.25
+# How soon to look again when the queue is full: workers drain it meanwhile; a full queue of
+# WAKE_QUEUE_MAX messages lasts longer than this at any drain rate below 10 x WAKE_QUEUE_MAX/s.
+QUEUE_FULL_POLL_SECONDS = 0.1
 
 
 class Dispatcher:
@@ -35,6 +41,12 @@ class Dispatcher:
             for sid, s in rt.settings.stores.items()
         }
         self.woken = 0
+        self.broker = rt.redis if rt.broker_url == rt.url else redisconn.client(rt.broker_url)
+
+    def queued(self) -> int:
+        """Messages waiting in the sync queue: kombu's Redis transport keeps a queue as a list
+        named after it (LPUSH to publish, BRPOP to consume), so this is FIFO order too."""
+        return int(self.broker.llen(self.rt.settings.sync_queue))
 
     def publish(self, store: str, pid: str) -> None:
         publish(self.celery, store, pid)
@@ -46,21 +58,30 @@ class Dispatcher:
         started = time.monotonic()
         s = self.rt.settings
         idle = MAX_IDLE_SECONDS
+        queued = self.queued()
+        room = max(0, s.wake_queue_max - queued)
+        full = False
         for sid in s.stores:
             decision = self.limiters[sid].peek()
             if not decision.allowed:
                 idle = min(idle, decision.wait)
-                continue
-            limit = min(s.sweep_batch, max(1, decision.tokens))
-            keys, nxt = self.rt.state.sweep(sid, limit, s.wake_grace_seconds)
+                limit = 0  # paused or no token: only recover lost wake-ups
+            else:
+                limit = min(s.sweep_batch, max(1, decision.tokens), room)
+            keys, nxt = self.rt.state.sweep(sid, limit, s.wake_grace_seconds, queued)
             for pid in keys:
                 self.publish(sid, pid)
             self.woken += len(keys)
+            room -= len(keys)
             if keys:
                 # Those keys will spend the tokens seen; look again when new ones exist.
                 nxt = max(nxt or 0.0, len(keys) * self.limiters[sid].interval)
-            if nxt is not None:
+            if decision.allowed and room <= 0 and nxt == 0:
+                full = True  # due keys wait for room in the queue, not for time
+            elif nxt is not None and decision.allowed:
                 idle = min(idle, nxt)
+        if full:
+            idle = QUEUE_FULL_POLL_SECONDS
         return max(0.0, idle - (time.monotonic() - started))
 
     def run(self, on_turn: Callable[[], None] | None = None) -> None:

@@ -4,22 +4,29 @@ Celery messages are only wake-ups (DESIGN.md). Every transition of a product's s
 Lua script in `lua/`, so a crash between two Redis calls can never leave half a transition,
 and two workers or two web processes can never interleave inside one.
 
-Per store, keys share the hash tag `{store}`:
-    P:<id>      hash: pv/pk/pd/pt pending version, kind, doc, received-at; sv/sh/sk synced
-                version, hash, kind (kept after a delete as the tombstone); dv dead version;
-                att/ff/errs attempts, first failure time, error history
-                cool: until when a fresh write holds back the next one (burst coalescing)
+Per store, keys share the hash tag `{store}`. What stays per product is small and lives in
+bucket hashes that Redis keeps in its compact listpack encoding; everything else exists only
+while the product needs it (docs/design.md, Memory):
+    S:<n>       bucket hash, field = product id: the synced record (kind, version, content
+                hash; kept after a delete as the tombstone) and the ids of the product's latest
+                deliveries (duplicates are told from stale events by them); lua/_record.lua
+    P:<id>      hash, only while pending or dead-lettered: pv/pk/pd/pt pending version, kind,
+                doc, received-at; att/ff/errs attempts, first failure time, error history;
+                dv dead version
+    cool:<id>   expiring mark: a fresh write holds back the next one (burst coalescing)
     lease:<id>  the short claim a worker holds while it works on the product
-    due         sorted set: product id -> when it may next be attempted
+    due         sorted set: product id -> when it may next be woken
+    woken       sorted set: product id -> when its wake-up was published (until claimed)
     ledger      hash of counters (DESIGN.md invariant 8)
     dlq         hash: product id -> dead-letter entry (json)
-    dd:<digest> dedupe marks, kept DEDUPE_TTL_SECONDS
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
+import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
@@ -46,8 +53,34 @@ LEDGER_FIELDS = (
 )
 
 
+# Buckets of synced records per store. A hash stays in the compact listpack encoding up to
+# 512 fields of up to 64 bytes (hash-max-listpack-entries/-value, Redis's defaults): 1024
+# buckets keep a store of ~400k products compact (measured 52 bytes a product at 200k in
+# bench/memory.py); a larger store still works, its buckets in hashtable encoding (about
+# twice the bytes a product). Fewer products a bucket cost more: each bucket is a key (~100
+# bytes). Changing it needs `personyze-sync migrate` with everything stopped (it re-files
+# every record; a process on the old count would look in the wrong bucket).
+BUCKETS = 1024
+# Scripts that read or write the packed synced record (or use its clock) get lua/_record.lua.
+_RECORD_USERS = frozenset({"ingest", "claim", "complete", "migrate", "sweep"})
+
+
 def lua_source(name: str) -> str:
-    return resources.files("app.core").joinpath(f"lua/{name}.lua").read_text()
+    lua = resources.files("app.core").joinpath("lua")
+    src = lua.joinpath(f"{name}.lua").read_text()
+    if name in _RECORD_USERS:
+        src = lua.joinpath("_record.lua").read_text() + src
+    return src
+
+
+def delivery_digest(dedupe_key: str) -> bytes:
+    """6 bytes per delivery id, kept in the product's record: two ids of one product collide
+    with odds of 2^-48, and a collision would only count a new delivery as a duplicate."""
+    return hashlib.blake2b(dedupe_key.encode(), digest_size=6).digest()
+
+
+def bucket_of(pid: str, buckets: int = BUCKETS) -> int:
+    return zlib.crc32(pid.encode()) % buckets
 
 
 def _script(r: redis.Redis, name: str) -> Any:
@@ -80,8 +113,9 @@ class Claim:
 class Keys:
     """Key names; the store id in braces keeps one store's keys in one cluster slot."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, buckets: int = BUCKETS) -> None:
         self.prefix = prefix
+        self.buckets = buckets
         self.kick = f"{prefix}:kick"
 
     def _s(self, store: str) -> str:
@@ -105,9 +139,15 @@ class Keys:
     def stats(self, store: str) -> str:
         return f"{self._s(store)}:stats"
 
-    def dedupe(self, store: str, key: str) -> str:
-        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        return f"{self._s(store)}:dd:{digest}"
+    def record(self, store: str, pid: str) -> str:
+        """The bucket hash holding the product's synced record."""
+        return f"{self._s(store)}:S:{bucket_of(pid, self.buckets)}"
+
+    def cool(self, store: str, pid: str) -> str:
+        return f"{self._s(store)}:cool:{pid}"
+
+    def woken(self, store: str) -> str:
+        return f"{self._s(store)}:woken"
 
     def account(self, account: str, what: str) -> str:
         return f"{self.prefix}:acct:{{{account}}}:{what}"
@@ -140,6 +180,7 @@ class State:
         self._dead = _script(r, "dead")
         self._replay = _script(r, "replay")
         self._sweep = _script(r, "sweep")
+        self._migrate = _script(r, "migrate")
 
     @property
     def kick_flag(self) -> str:
@@ -159,20 +200,22 @@ class State:
             doc = ev.platform.encode() if ev.kind == "refresh" else b""
         res = self._ingest(
             keys=[
-                k.dedupe(ev.store, ev.dedupe_key),
+                k.record(ev.store, ev.product_id),
                 k.product(ev.store, ev.product_id),
                 k.due(ev.store),
                 k.ledger(ev.store),
                 k.dlq(ev.store),
                 k.kick,
+                k.woken(ev.store),
+                k.cool(ev.store, ev.product_id),
             ],
             args=[
-                self.dedupe_ttl,
+                delivery_digest(ev.dedupe_key),
                 ev.version,
                 KIND_CODES[ev.kind],
                 doc,
                 f"{received_at or time.time():.6f}",
-                self.wake_grace if self.wake_from_web else 0,
+                "1" if self.wake_from_web else "0",
                 ev.product_id,
                 ev.store,
                 self.kick_flag,
@@ -188,7 +231,8 @@ class State:
     def claim(self, store: str, pid: str, token: str, lease_seconds: float) -> Claim | str:
         k = self.keys
         res = self._claim(
-            keys=[k.product(store, pid), k.lease(store, pid), k.due(store)],
+            keys=[k.product(store, pid), k.lease(store, pid), k.due(store),
+                  k.record(store, pid), k.woken(store), k.cool(store, pid)],
             args=[token, int(lease_seconds * 1000), pid],
         )
         status = res[0].decode()
@@ -227,11 +271,13 @@ class State:
                 k.ledger(store),
                 k.kick,
                 failures_key,
+                k.record(store, pid),
+                k.cool(store, pid),
             ],
             args=[
                 claim.token,
                 claim.version,
-                content_hash,
+                _raw_hash(content_hash),
                 "d" if content_hash == DELETED_HASH else "u",
                 outcome,
                 pid,
@@ -288,9 +334,14 @@ class State:
 
     # -- dispatcher / sweeper ---------------------------------------------------------------
 
-    def sweep(self, store: str, limit: int, grace: float) -> tuple[list[str], float | None]:
-        """Due keys to wake now (each handed to one sweeper only) and seconds to the next."""
-        res = self._sweep(keys=[self.keys.due(store)], args=[limit, grace])
+    def sweep(
+        self, store: str, limit: int, grace: float, queued: int = 0
+    ) -> tuple[list[str], float | None]:
+        """Due keys to wake now (each handed to one sweeper only, never one whose wake-up is
+        still outstanding) and seconds to the next; first, keys whose wake-up is older than the
+        `queued` messages the broker holds and than `grace` are taken as lost and due again."""
+        k = self.keys
+        res = self._sweep(keys=[k.due(store), k.woken(store)], args=[limit, grace, queued])
         nxt = float(res[0])
         return [x.decode() for x in res[1:]], (None if nxt < 0 else nxt)
 
@@ -335,11 +386,18 @@ class State:
                 "dlq": int(self.r.hlen(self.keys.dlq(store)))}
 
     def due_count(self, store: str) -> int:
-        return int(self.r.zcard(self.keys.due(store)))
+        """Keys waiting for a worker: due, or woken and not claimed yet."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(self.keys.due(store))
+        pipe.zcard(self.keys.woken(store))
+        return sum(int(n) for n in pipe.execute())
 
     def oldest_due_age(self, store: str) -> float:
-        first = self.r.zrange(self.keys.due(store), 0, 0, withscores=True)
-        return max(0.0, time.time() - first[0][1]) if first else 0.0
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrange(self.keys.due(store), 0, 0, withscores=True)
+        pipe.zrange(self.keys.woken(store), 0, 0, withscores=True)
+        firsts = [f[0][1] for f in pipe.execute() if f]
+        return max(0.0, time.time() - min(firsts)) if firsts else 0.0
 
     def dlq_list(self, store: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.keys.dlq(store))
@@ -358,9 +416,58 @@ class State:
         """Forget a dead entry; the ledger keeps counting it as dead (it was not synced)."""
         return bool(self.r.hdel(self.keys.dlq(store), pid))
 
+    def woken_count(self, store: str) -> int:
+        """Wake-ups published and not yet claimed."""
+        return int(self.r.zcard(self.keys.woken(store)))
+
     def product_state(self, store: str, pid: str) -> dict[str, str]:
+        """The product's fields for operators and tests: the pending ones (without the doc)
+        and, when something was synced, sv/sh/sk (version, content hash, kind)."""
         raw = self.r.hgetall(self.keys.product(store, pid))
-        return {key.decode(): v.decode(errors="replace") for key, v in raw.items() if key != b"pd"}
+        out = {key.decode(): v.decode(errors="replace") for key, v in raw.items() if key != b"pd"}
+        rec = self.r.hget(self.keys.record(store, pid), pid)
+        if rec and rec[:1] in (b"u", b"d"):
+            (sv,) = struct.unpack(">d", rec[1:9])
+            out.update(sv=str(int(sv)), sk=rec[:1].decode(),
+                       sh=rec[9:25].hex() if rec[:1] == b"u" else DELETED_HASH)
+        return out
+
+
+    # -- layout migration -------------------------------------------------------------------
+
+    def migrate(self, store: str) -> dict[str, int]:
+        """Fold state of the pre-bucket layout into the bucketed records and re-file records
+        whose bucket changed; one script per product, so it is safe while everything runs."""
+        k = self.keys
+        base = _glob_escape(k._s(store))
+        folded = moved = 0
+        for key in self.r.scan_iter(f"{base}:P:*", count=1000):
+            pid = key.decode().split(":P:", 1)[1]
+            folded += int(self._migrate(keys=[key, k.record(store, pid)], args=["fold", pid]))
+        for key in self.r.scan_iter(f"{base}:S:*", count=1000):
+            for field, _ in self.r.hscan_iter(key, count=1000):
+                pid = field.decode()
+                target = k.record(store, pid)
+                if target != key.decode():
+                    moved += int(self._migrate(keys=[key, target], args=["move", pid]))
+        return {"folded": folded, "moved": moved}
+
+
+def _raw_hash(content_hash: str) -> bytes:
+    """The 16 bytes the record keeps of a row hash (mapping.row_hash: 32 hex digits)."""
+    if content_hash == DELETED_HASH:
+        return b""
+    try:
+        raw = bytes.fromhex(content_hash)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:  # not a row_hash; still a stable 16-byte stand-in for it
+        raw = hashlib.blake2b(content_hash.encode(), digest_size=16).digest()
+    return raw
+
+
+def _glob_escape(s: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in s)
 
 
 def ledger_balance(ledger: dict[str, int]) -> int:

@@ -1,21 +1,28 @@
 -- Record one verified store event in a single atomic step (DESIGN.md invariants 1-3, 8).
--- KEYS: 1 dedupe key, 2 product hash, 3 due zset, 4 ledger hash, 5 dlq hash, 6 kick list
--- ARGV: 1 dedupe ttl s, 2 version (int us), 3 kind u|d, 4 doc, 5 received_at,
---       6 wake delay s (0: the dispatcher wakes it; >0: the caller publishes and the sweeper
---       only steps in after this grace), 7 product id, 8 store id, 9 kick? 1|0
--- A product written less than the cooldown ago is due when the cooldown ends, so a burst of
--- updates becomes one write now and one write of the newest state after it.
+-- KEYS: 1 record bucket, 2 pending hash, 3 due zset, 4 ledger hash, 5 dlq hash, 6 kick list,
+--       7 woken zset, 8 cooldown key
+-- ARGV: 1 delivery digest, 2 version (int us), 3 kind u|d|r, 4 doc, 5 received_at,
+--       6 1: the caller publishes the wake-up (WAKE_FROM_WEB), 7 product id, 8 store id,
+--       9 kick? 1|0
+-- The product's record remembers its latest deliveries: a repeat of one of them is a
+-- duplicate; an older one is told by its version (stale). A product written less than the
+-- cooldown ago is due when the cooldown ends (burst coalescing). A key whose wake-up message
+-- is still outstanding is not woken again: that message finds the newest pending state.
 -- Returns: 0 duplicate, 1 stale, 2 accepted and a wake-up is needed, 3 accepted, already due
-local ledger = KEYS[4]
+local ledger, pid = KEYS[4], ARGV[7]
 redis.call('HINCRBY', ledger, 'received', 1)
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
+local kind, sv, sh, ring = rec_read(redis.call('HGET', KEYS[1], pid))
+if ring_has(ring, ARGV[1]) then
   redis.call('HINCRBY', ledger, 'duplicates', 1)
   return 0
 end
+redis.call('HSET', KEYS[1], pid, rec_pack(kind, sv, sh, ring_add(ring, ARGV[1])))
 local version = tonumber(ARGV[2])
-local cur = redis.call('HMGET', KEYS[2], 'pv', 'sv', 'dv', 'cool')
-local pv, sv, dv = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
-if (pv and version <= pv) or (sv and version <= sv) or (dv and version <= dv) then
+-- 'sv' in the pending hash: a synced version from before the bucketed records (migrate)
+local cur = redis.call('HMGET', KEYS[2], 'pv', 'dv', 'sv')
+local pv, dv, old_sv = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
+if (pv and version <= pv) or (sv and version <= sv) or (dv and version <= dv)
+    or (old_sv and version <= old_sv) then
   redis.call('HINCRBY', ledger, 'stale', 1)
   return 1
 end
@@ -26,7 +33,7 @@ else
 end
 if dv then
   redis.call('HDEL', KEYS[2], 'dv')
-  if redis.call('HDEL', KEYS[5], ARGV[7]) == 1 then
+  if redis.call('HDEL', KEYS[5], pid) == 1 then
     redis.call('HINCRBY', ledger, 'dead', -1)
     redis.call('HINCRBY', ledger, 'coalesced', 1)
   end
@@ -36,16 +43,20 @@ if pv then
   -- a new version gets a fresh retry budget (only a pending key can have used some)
   redis.call('HDEL', KEYS[2], 'att', 'ff', 'errs')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local at = now + tonumber(ARGV[6])
-local cool = tonumber(cur[4])
-if cool and cool > at then
-  at = cool
+if redis.call('ZSCORE', KEYS[7], pid) then
+  return 3
+end
+local now = clock()
+local at = now + cooling(KEYS[8])
+if ARGV[6] == '1' and at <= now then
+  -- the web process publishes now; the sweeper recovers the key if that message is lost
+  redis.call('ZREM', KEYS[3], pid)
+  redis.call('ZADD', KEYS[7], now, pid)
+  return 2
 end
 -- A fresh key is due now; an already-due one (backing off, or in flight) is brought forward
 -- only, so a new version does not wait out the old version's retry backoff.
-if redis.call('ZADD', KEYS[3], pv and 'LT' or 'NX', 'CH', at, ARGV[7]) == 1 then
+if redis.call('ZADD', KEYS[3], pv and 'LT' or 'NX', 'CH', at, pid) == 1 then
   if ARGV[9] == '1' then
     if redis.call('RPUSH', KEYS[6], ARGV[8]) > 1000 then
       redis.call('LTRIM', KEYS[6], -1000, -1)
