@@ -150,7 +150,7 @@ def cmd_resync(args: argparse.Namespace) -> int:
     from app.personyze import PersonyzeError
     from app.platforms.catalog import has_catalog_api
     from app.platforms.fetch import StoreFetchError
-    from workers.reconcile import reconcile
+    from workers.reconcile import BacklogStalled, reconcile
 
     rt = _runtime()
     stores = [args.store] if args.store else list(rt.settings.stores)
@@ -166,7 +166,7 @@ def cmd_resync(args: argparse.Namespace) -> int:
             try:
                 counts = reconcile(rt, sid, delete_missing=args.delete_missing,
                                    progress=progress.update)
-            except (StoreFetchError, PersonyzeError) as e:  # messages carry no secrets
+            except (StoreFetchError, PersonyzeError, BacklogStalled) as e:  # no secrets in these
                 print(f"{sid}: {e}", file=sys.stderr)
                 rc = 1
                 continue

@@ -291,6 +291,11 @@ class Settings(BaseSettings):
     # Most wake-up messages the dispatcher lets wait in the broker's queue (issue 9): enough to
     # keep every worker process busy between two of its looks (every 0.1 s when full).
     wake_queue_max: int = Field(default=50, gt=0)
+    # A resync ingests at most this many products ahead of the workers: each pending product
+    # holds its document in Redis (docs/design.md, Memory), so a backfill of a large catalog
+    # must not hold them all at once (0: no bound).
+    resync_max_backlog: int = Field(default=5000, ge=0)
+    resync_stall_seconds: float = Field(default=600.0, gt=0)
     wake_from_web: bool = False
     # Store webhook subscriptions (`personyze-sync connect`, and the scheduler's repair)
     public_url: str | None = None

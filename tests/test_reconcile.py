@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,68 @@ def test_an_unreadable_listed_product_is_counted_and_skipped(rt, shop, sandbox):
     counts = reconcile(rt, "default", delete_missing=True)
     assert counts["unparseable"] == 1 and counts["listed"] == 1
     assert "deleted_missing" not in counts  # an incomplete listing never deletes
+
+
+def _many(shop, n: int) -> None:
+    for i in range(1, n + 1):
+        shop.products[i] = gql_product(i, title=f"p{i}")
+
+
+def test_backfill_stops_when_the_backlog_does_not_drain(make_settings, sandbox, shop):
+    """No workers: the pass ingests up to the bound (plus less than a tenth), then gives up
+    instead of holding every product's document in Redis at once."""
+    from workers.reconcile import BacklogStalled
+
+    _many(shop, 200)
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
+                                     shopify_admin_token=SHOPIFY_TOKEN,
+                                     shopify_admin_api_url=shop.url,
+                                     resync_max_backlog=50, resync_stall_seconds=0.5))
+    with pytest.raises(BacklogStalled, match="did not drain"):
+        reconcile(rt, "default")
+    assert 50 <= rt.state.due_count("default") < 55
+    assert ledger_balance(rt.state.ledger("default")) == 0
+
+
+def test_backfill_waits_for_the_workers_and_syncs_everything(make_settings, sandbox, shop):
+    """With workers: the whole catalog is written, and the backlog never passed the bound."""
+    from workers.celery_app import make_celery
+
+    _many(shop, 200)
+    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
+                                     shopify_admin_token=SHOPIFY_TOKEN,
+                                     shopify_admin_api_url=shop.url, resync_max_backlog=50))
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rt.state.due_count("default"))
+            done.wait(0.01)
+
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.dispatch import Dispatcher
+
+    celery = make_celery(rt)
+    d = Dispatcher(rt, celery)
+    threads = [threading.Thread(target=d.run, daemon=True), threading.Thread(target=watch)]
+    for t in threads:
+        t.start()
+    try:
+        with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
+                          shutdown_timeout=15, loglevel="WARNING"):
+            counts = reconcile(rt, "default")
+            deadline = time.time() + 60
+            while rt.state.ledger("default")["written"] < 200:
+                assert time.time() < deadline, rt.state.ledger("default")
+                time.sleep(0.1)
+    finally:
+        d.stop()
+        done.set()
+        for t in threads:
+            t.join(10)
+    assert counts["listed"] == 200
+    assert 0 < peak[0] < 55
+    assert len(sandbox.rows("products")) == 200
+    assert ledger_balance(rt.state.ledger("default")) == 0

@@ -41,7 +41,9 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
     # Deletes carry the pass's start time: a product created while the listing ran (so not
     # in it) has a newer version and beats the delete.
     started = int(time.time() * 1_000_000)
+    backlog = BacklogGate(rt, store_id)
     for item in store_products(store, page_size):
+        backlog.wait()
         if isinstance(item, BadPayload):
             counts["unparseable"] += 1  # one odd product must not stop the pass
             continue
@@ -57,6 +59,45 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
         counts["deleted_missing"] = record_missing_deletes(rt, store, seen, started)
     log.info("reconciled", store=store_id, **counts)
     return dict(counts)
+
+
+class BacklogStalled(RuntimeError):
+    """The workers did not drain the backlog for RESYNC_STALL_SECONDS: the pass stops (the
+    next one, or `resync` again, carries on; products already listed stay pending)."""
+
+
+class BacklogGate:
+    """Holds a pass back while the store already has RESYNC_MAX_BACKLOG products waiting for
+    the workers, so a backfill's pending documents stay bounded in Redis (docs/design.md,
+    Memory). Checked every tenth of the bound (at most every 100 products): one Redis round
+    trip each time, and the backlog overshoots the bound by less than a tenth."""
+
+    def __init__(self, rt: Runtime, store_id: str) -> None:
+        self.rt = rt
+        self.store_id = store_id
+        self.limit = rt.settings.resync_max_backlog
+        self.stall = rt.settings.resync_stall_seconds
+        self.every = max(1, min(100, self.limit // 10))
+        self.n = 0
+
+    def wait(self) -> None:
+        self.n += 1
+        if not self.limit or self.n % self.every:
+            return
+        state = self.rt.state
+        waiting = state.due_count(self.store_id)
+        if waiting < self.limit:
+            return
+        log.info("resync_waiting_for_workers", store=self.store_id, backlog=waiting)
+        best, since = waiting, time.monotonic()
+        while waiting >= self.limit:
+            if time.monotonic() - since > self.stall:
+                raise BacklogStalled(f"backlog of {waiting} products did not drain for "
+                                     f"{self.stall:.0f} s: are the workers running?")
+            time.sleep(0.5)
+            waiting = state.due_count(self.store_id)
+            if waiting < best:
+                best, since = waiting, time.monotonic()
 
 
 def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str],
