@@ -221,3 +221,24 @@ def dispatcher_factory():
     yield start
     for s in stops:
         s()
+
+
+@pytest.fixture
+def shop():
+    """A fake Shopify GraphQL Admin API (tests/fake_shopify.py), real HTTP."""
+    from tests.fake_shopify import FakeShopify
+
+    s = FakeShopify()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def shop_rt(make_settings, sandbox, shop):
+    """A runtime whose store reads Shopify's Admin API (the fake) and writes to the sandbox."""
+    from app import runtime
+    from tests.fake_shopify import SHOPIFY_TOKEN
+
+    return runtime.build(make_settings(personyze_base_url=sandbox.url,
+                                       shopify_admin_token=SHOPIFY_TOKEN,
+                                       shopify_admin_api_url=shop.url))

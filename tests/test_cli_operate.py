@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product
+from tests.fake_shopify import SHOPIFY_TOKEN, gql_product
 from tests.servers import ROOT, settings_env
 from tests.support import shopify_product, shopify_request
 from workers.sync import Syncer
@@ -79,13 +79,6 @@ def test_dlq_list_is_a_table_with_the_last_error(dead_two):
     rows = [line for line in out.splitlines() if re.match(r"│ default\s*│", line)]
     assert len(rows) == 2 and all("PersonyzeBadRequest" in r for r in rows)
     assert {re.split(r"\s*│\s*", r)[2] for r in rows} == {"1", "2"}
-
-
-@pytest.fixture
-def shop():
-    s = FakeShopify()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from app import create_app, runtime
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeClient
-from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product, gql_variant
+from tests.fake_shopify import SHOPIFY_TOKEN, gql_product, gql_variant
 from tests.fake_stores import (
     BC_HASH,
     BC_TOKEN,
@@ -29,17 +29,8 @@ from workers.sync import Syncer
 
 
 @pytest.fixture
-def shop():
-    s = FakeShopify()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def rt(make_settings, sandbox, shop):
-    return runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                       shopify_admin_token=SHOPIFY_TOKEN,
-                                       shopify_admin_api_url=shop.url))
+def rt(shop_rt):
+    return shop_rt
 
 
 def sync_all(rt):

@@ -23,7 +23,7 @@ from tests.conftest import (
     STANDARD_SECRET,
     WOO_SECRET,
 )
-from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product
+from tests.fake_shopify import SHOPIFY_TOKEN, gql_product
 from tests.sentry_receiver import SentryReceiver
 from tests.servers import ROOT, eventually, settings_env
 from tests.support import shopify_product, shopify_request
@@ -157,13 +157,6 @@ def test_subscription_failure_report(make_settings, receiver):
         ("subscription", "default", "RuntimeError")}
     assert subs[0]["tags"]["platform"] == "shopify"
     assert_no_secret(receiver, [SHOPIFY_SECRET])
-
-
-@pytest.fixture
-def shop():
-    s = FakeShopify()
-    yield s
-    s.stop()
 
 
 def test_scheduler_process_checks_in_dispatcher_and_reconcile(make_settings, sandbox, shop,

@@ -144,20 +144,6 @@ def test_unpublishing_deletes_the_row(make_settings, sandbox):
 
 # -- the GraphQL Admin API ----------------------------------------------------------------------
 
-@pytest.fixture
-def shop():
-    s = FakeShopify()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def token_rt(make_settings, sandbox, shop):
-    return runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                       shopify_admin_token=SHOPIFY_TOKEN,
-                                       shopify_admin_api_url=shop.url))
-
-
 def t_shirt_node(**variant_overrides) -> dict:
     """The 2025-10 fixture's product as the Admin API holds it."""
     node = gql_product(788032119674292922, title="Example T-Shirt", image=None, variants=[
@@ -190,27 +176,27 @@ def test_graphql_product_maps_like_its_webhook(settings):
     assert (untracked.in_stock, untracked.inventory, untracked.verify_with) == (True, None, None)
 
 
-def test_sync_reads_the_truth_through_graphql(token_rt, shop, sandbox):
+def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox):
     """An untracked variant at 0 with policy deny: the 2025-10 webhook alone says out of
     stock; the Admin API (`inventoryItem.tracked`, `availableForSale`) says sellable."""
     shop.products[788032119674292922] = t_shirt_node(qty=0, tracked=False)
     p = fixture("products_create_2025-10_example_t_shirt.json")
     for v in p["variants"]:
         v["inventory_quantity"] = 0
-    assert row_of(p, token_rt.settings)["is_in_stock"] == "no"
-    deliver(create_app(token_rt.settings), p)
-    assert Syncer(token_rt.settings, token_rt.state).run(
+    assert row_of(p, shop_rt.settings)["is_in_stock"] == "no"
+    deliver(create_app(shop_rt.settings), p)
+    assert Syncer(shop_rt.settings, shop_rt.state).run(
         "default", "788032119674292922") == "written"
     [row] = sandbox.rows("products")
     assert row["is_in_stock"] == "yes" and "inventory" not in row
     [req] = shop.ops("ShopifyProduct")
     assert req["variables"]["id"] == "gid://shopify/Product/788032119674292922"
-    assert req["version"] == token_rt.settings.shopify_api_version == "2025-10"
+    assert req["version"] == shop_rt.settings.shopify_api_version == "2025-10"
 
 
-def test_one_store_call_per_write_and_none_for_unchanged(token_rt, shop, sandbox):
+def test_one_store_call_per_write_and_none_for_unchanged(shop_rt, shop, sandbox):
     shop.products[788032119674292922] = t_shirt_node(qty=5)
-    app, s = create_app(token_rt.settings), Syncer(token_rt.settings, token_rt.state)
+    app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
     for n, at in enumerate(("2022-01-01T00:00:00Z", "2022-01-02T00:00:00Z",
                             "2022-01-03T00:00:00Z")):
@@ -223,11 +209,11 @@ def test_one_store_call_per_write_and_none_for_unchanged(token_rt, shop, sandbox
     assert len(sandbox.request_log) == 1
 
 
-def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(token_rt, shop, sandbox):
+def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(shop_rt, shop, sandbox):
     """Untracked at 0/deny: every webhook maps to "out of stock", the Admin API to "in stock".
     Once checked, the same webhook content costs no further store call."""
     shop.products[788032119674292922] = t_shirt_node(qty=0, tracked=False)
-    app, s = create_app(token_rt.settings), Syncer(token_rt.settings, token_rt.state)
+    app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
     for v in p["variants"]:
         v["inventory_quantity"] = 0
@@ -243,11 +229,11 @@ def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(token_rt, shop,
     deliver(app, dict(p, updated_at="2022-01-09T00:00:00Z"))
     assert s.run("default", "788032119674292922") == "written"
     assert len(shop.ops("ShopifyProduct")) == 2
-    assert ledger_balance(token_rt.state.ledger("default")) == 0
+    assert ledger_balance(shop_rt.state.ledger("default")) == 0
 
 
-def test_a_product_gone_from_shopify_is_deleted(token_rt, shop, sandbox):
-    app, s = create_app(token_rt.settings), Syncer(token_rt.settings, token_rt.state)
+def test_a_product_gone_from_shopify_is_deleted(shop_rt, shop, sandbox):
+    app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     shop.products[788032119674292922] = t_shirt_node()
     p = fixture("products_create_2025-10_example_t_shirt.json")
     deliver(app, p)
@@ -256,18 +242,18 @@ def test_a_product_gone_from_shopify_is_deleted(token_rt, shop, sandbox):
     deliver(app, dict(p, title="renamed", updated_at="2022-01-02T00:00:00Z"))
     assert s.run("default", "788032119674292922") == "written"
     assert sandbox.rows("products") == []
-    assert ledger_balance(token_rt.state.ledger("default")) == 0
+    assert ledger_balance(shop_rt.state.ledger("default")) == 0
 
 
-def test_throttled_sync_is_retried_later_without_using_the_budget(token_rt, shop, sandbox):
+def test_throttled_sync_is_retried_later_without_using_the_budget(shop_rt, shop, sandbox):
     shop.products[788032119674292922] = t_shirt_node()
-    deliver(create_app(token_rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
+    deliver(create_app(shop_rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
     shop.throttle_next = 1
-    s = Syncer(token_rt.settings, token_rt.state)
+    s = Syncer(shop_rt.settings, shop_rt.state)
     assert s.run("default", "788032119674292922") == "store_throttled"
-    state = token_rt.state.product_state("default", "788032119674292922")
+    state = shop_rt.state.product_state("default", "788032119674292922")
     assert int(state.get("att") or 0) == 0  # not a failed attempt
-    due = token_rt.redis.zscore(token_rt.state.keys.due("default"), "788032119674292922")
+    due = shop_rt.redis.zscore(shop_rt.state.keys.due("default"), "788032119674292922")
     assert due is not None
     assert sandbox.rows("products") == []
     time.sleep(max(0.0, due - time.time()))  # the worker would be woken then
@@ -275,7 +261,7 @@ def test_throttled_sync_is_retried_later_without_using_the_budget(token_rt, shop
     assert shop.answers == ["throttled", "ok"]
 
 
-def test_webhook_to_worker_end_to_end_with_the_admin_api(token_rt, shop, sandbox,
+def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox,
                                                          dispatcher_factory):
     """webhook -> Redis -> dispatcher -> real Celery worker -> GraphQL -> sandbox row."""
     from celery.contrib.testing.worker import start_worker
@@ -284,12 +270,12 @@ def test_webhook_to_worker_end_to_end_with_the_admin_api(token_rt, shop, sandbox
     from workers.celery_app import make_celery
 
     shop.products[788032119674292922] = t_shirt_node(qty=0, policy="CONTINUE")
-    celery = make_celery(token_rt)
+    celery = make_celery(shop_rt)
     with start_worker(celery, pool="threads", concurrency=2, perform_ping_check=False,
                       shutdown_timeout=15, loglevel="WARNING"):
-        dispatcher_factory(token_rt)
+        dispatcher_factory(shop_rt)
         p = fixture("products_create_2025-10_example_t_shirt.json")
-        deliver(create_app(token_rt.settings), p)
+        deliver(create_app(shop_rt.settings), p)
         rows = eventually(lambda: sandbox.rows("products"))
     assert rows[0]["internal_id"] == "788032119674292922"
     assert rows[0]["is_in_stock"] == "yes" and int(rows[0]["inventory"]) == 0
