@@ -30,8 +30,10 @@ def make_celery(rt: Runtime) -> Celery:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": rt.settings.sync_queue,
-        "task_soft_time_limit": 60,
-        "task_time_limit": 90,
+        # The lease outlives the hard limit (checked by Settings): a task never writes after
+        # its product was handed to another worker.
+        "task_soft_time_limit": rt.settings.task_soft_time_limit_seconds,
+        "task_time_limit": rt.settings.task_time_limit_seconds,
         # Longer than any task can run, so a slow task is not redelivered while it runs.
         "broker_transport_options": {"visibility_timeout": 3600},
         "worker_soft_shutdown_timeout": 25.0,
