@@ -199,6 +199,9 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     broker_url: str | None = None
+    # rediss:// checks the server certificate; false only for providers whose certificates
+    # are self-signed (Heroku Redis). Applies to REDIS_URL and BROKER_URL alike.
+    redis_tls_verify: bool = True
     key_prefix: str = "psync"
     sync_queue: str = "personyze-sync"
     stores_file: Path | None = None

@@ -6,12 +6,12 @@ JSON only, and a soft shutdown that fits the 30 s Heroku and Kubernetes give on 
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 from celery import Celery, Task
 
 from app import runtime as runtime_mod
+from app.core.redisconn import tls_options
 from app.runtime import Runtime
 
 SYNC_TASK = "personyze_sync.sync_product"
@@ -43,7 +43,8 @@ def make_celery(rt: Runtime) -> Celery:
         "worker_send_task_events": False,
     }
     if broker.startswith("rediss://"):
-        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
+        # The certificate is checked unless REDIS_TLS_VERIFY=false (Heroku's self-signed ones).
+        conf["broker_use_ssl"] = tls_options(rt.settings.redis_tls_verify)
     app.conf.update(conf)
     app.runtime = rt  # type: ignore[attr-defined]
 
