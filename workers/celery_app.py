@@ -13,6 +13,7 @@ from celery import Celery, Task
 from app import runtime as runtime_mod
 from app.core.redisconn import tls_options
 from app.runtime import Runtime
+from workers.broker import TRANSPORT as BROKER_TRANSPORT
 
 SYNC_TASK = "personyze_sync.sync_product"
 
@@ -22,6 +23,8 @@ def make_celery(rt: Runtime) -> Celery:
     broker = rt.broker_url
     conf: dict[str, Any] = {
         "broker_url": broker,
+        # kombu's Redis transport with the fix that lets a worker outlive a Redis restart
+        "broker_transport": BROKER_TRANSPORT,
         "result_backend": None,
         "task_ignore_result": True,
         "task_acks_late": True,
@@ -39,6 +42,11 @@ def make_celery(rt: Runtime) -> Celery:
         "worker_soft_shutdown_timeout": 25.0,
         "worker_enable_soft_shutdown_on_idle": False,
         "broker_connection_retry_on_startup": True,
+        # A Redis restart: tasks running when the broker connection drops are cancelled
+        # (their products are retried after the lease) instead of finishing into a consumer
+        # being rebuilt, where their time-limit timers fired late at other tasks' processes
+        # and a corrupted result pipe killed the worker (tests/test_redis_restart.py).
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }
