@@ -1,7 +1,8 @@
 """The Celery broker transport: kombu's Redis transport, made to survive a Redis restart.
 
 With Redis gone while the worker's consumer is blocked in BRPOP, Celery 5.7 / kombu 5.7 (the
-newest releases) close the broken connection twice: the first close fails reading the
+newest releases) close the broken connection twice (read from the crash's traceback, which
+tests/test_redis_restart.py reproduces): the first close fails reading the
 BRPOP reply, yet still detaches the transport from its connection; the second close then
 restores the unacknowledged messages through a new client built from that detached
 connection, and `_connparams` fails with `AttributeError: 'NoneType' object has no attribute
