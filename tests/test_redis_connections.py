@@ -174,10 +174,17 @@ def test_rediss_opt_out_for_self_signed_certificates(tls_redis, make_settings):
 
 def test_rediss_with_a_trusted_certificate_connects(tls_redis):
     """Verification on, the CA trusted (SSL_CERT_FILE, as the system store would): works,
-    so verifying by default costs nothing to a provider with a real certificate."""
+    so verifying by default costs nothing to a provider with a real certificate; a
+    certificate for another host name is still refused."""
     url, cert = tls_redis
-    code = ("from app.core import redisconn; import sys; "
-            f"sys.exit(0 if redisconn.client({url!r}).ping() else 1)")
+    by_ip = url.replace("localhost", "127.0.0.1")  # the certificate names localhost only
+    code = ("from app.core import redisconn; import redis, sys\n"
+            f"assert redisconn.client({url!r}).ping()\n"
+            "try:\n"
+            f"    redisconn.client({by_ip!r}).ping()\n"
+            "except redis.ConnectionError as e:\n"
+            "    sys.exit(0 if 'match' in str(e) or 'mismatch' in str(e) else 3)\n"
+            "sys.exit(4)  # a certificate for another host was accepted\n")
     env = dict(os.environ, SSL_CERT_FILE=str(cert), PERSONYZE_API_KEY=SANDBOX_KEY)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)

@@ -48,8 +48,8 @@ def client(url: str, tls_verify: bool = True) -> redis.Redis:
 def tls_options(verify: bool) -> dict[str, Any]:
     """redis-py's TLS settings: the system's CAs and the host name, or (opted out) nothing
     checked. The Celery broker takes the same `ssl_cert_reqs`."""
-    if verify:
-        return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    if verify:  # the host name explicitly: redis-py before 6 did not check it by default
+        return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_check_hostname": True}
     return {"ssl_cert_reqs": ssl.CERT_NONE, "ssl_check_hostname": False}
 
 
