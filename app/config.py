@@ -7,6 +7,7 @@ of surfacing as a 401 hours later. Secrets are `SecretStr`: they never print.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -62,9 +63,17 @@ def check_api_version(v: str) -> str:
 
 
 def check_whsec(secrets: list[SecretStr]) -> list[SecretStr]:
+    """`whsec_` plus the base64 key: an empty or undecodable key would verify nothing (or
+    anything signed with an empty key), so it is refused rather than run."""
     for s in secrets:
         if not s.get_secret_value().startswith("whsec_"):
             raise ValueError("must start with whsec_ (the Standard Webhooks secret format)")
+        try:
+            key = base64.b64decode(s.get_secret_value().removeprefix("whsec_"), validate=True)
+        except ValueError:
+            raise ValueError("must be whsec_ followed by base64 (value not shown)") from None
+        if not key:
+            raise ValueError("has an empty key after whsec_")
     return secrets
 
 
@@ -103,6 +112,16 @@ class MappingConfig(BaseModel):
     add: dict[str, str] = Field(default_factory=dict)
     # column -> constant value
     constants: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _key_column(self) -> MappingConfig:
+        """`internal_id` is the upsert key: a mapping that wrote another value into it would
+        move every product onto other rows, so it is refused at start."""
+        if "internal_id" in self.add or "internal_id" in self.constants:
+            raise ValueError("internal_id is the product key: it cannot be added or set")
+        if "internal_id" in self.rename.values():
+            raise ValueError("internal_id is the product key: no column can be renamed onto it")
+        return self
 
 
 class StoreConfig(BaseModel):
@@ -243,6 +262,9 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     broker_url: str | None = None
+    # rediss:// checks the server certificate; false only for providers whose certificates
+    # are self-signed (Heroku Redis). Applies to REDIS_URL and BROKER_URL alike.
+    redis_tls_verify: bool = True
     key_prefix: str = "psync"
     sync_queue: str = "personyze-sync"
     stores_file: Path | None = None
@@ -277,9 +299,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     dedupe_ttl_seconds: int = Field(default=48 * 3600, gt=0)
     wake_grace_seconds: float = Field(default=10.0, gt=0)
-    # Longer than a task may run (task_time_limit 90 s), so a slow call never outlives its
-    # lease and meets a second worker writing the same product.
+    # Longer than a task may run (TASK_TIME_LIMIT_SECONDS), so a slow call never outlives its
+    # lease and meets a second worker writing the same product (checked below).
     lease_seconds: float = Field(default=120.0, gt=0)
+    # Celery's hard limit per task; the soft limit (a counted, retried attempt) is 2/3 of it.
+    task_time_limit_seconds: float = Field(default=90.0, gt=0)
     max_attempts: int = Field(default=10, gt=0)
     max_retry_age_seconds: float = Field(default=24 * 3600, gt=0)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
@@ -328,6 +352,17 @@ class Settings(BaseSettings):
     def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
         check_whsec(_split_secrets(v.get_secret_value() if v else None))
         return v
+
+    @model_validator(mode="after")
+    def _lease_outlives_task(self) -> Settings:
+        if self.lease_seconds <= self.task_time_limit_seconds:
+            raise ValueError("LEASE_SECONDS must be longer than TASK_TIME_LIMIT_SECONDS: a task "
+                             "still running after its lease would write beside another worker")
+        return self
+
+    @property
+    def task_soft_time_limit_seconds(self) -> float:
+        return self.task_time_limit_seconds * 2 / 3
 
     @cached_property
     def stores(self) -> dict[str, StoreConfig]:

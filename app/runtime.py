@@ -54,7 +54,7 @@ class Runtime:
 def build(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     url = redis_url(settings)
-    r = redisconn.client(url)
+    r = redisconn.client(url, settings.redis_tls_verify)
     state = State(
         r,
         settings.key_prefix,

@@ -105,6 +105,7 @@ def make_settings(redis_url: str, prefix: str):
             "backoff_max_seconds": 0.5,
             "wake_grace_seconds": 2.0,
             "lease_seconds": 5.0,
+            "task_time_limit_seconds": 4.0,
             "product_cooldown_seconds": 0.0,
         }
         env.update(overrides)

@@ -32,14 +32,16 @@ def rt(make_settings, sandbox, bc):
         bigcommerce_api_url=bc.url, storefront_domain="shop.example.com"))
 
 
-def deliver(rt, scope, pid, *, secret=CLIENT_SECRET, digest=None):
+def deliver(rt, scope, pid, *, secret=CLIENT_SECRET, digest=None, producer=f"stores/{BC_HASH}"):
     """Signed as BigCommerce's docs show: Standard Webhooks with base64(client_secret)."""
     from standardwebhooks.webhooks import Webhook
 
-    body = json.dumps({"scope": scope, "store_id": "1025646",
-                       "data": {"type": "product", "id": pid},
-                       "hash": digest or uuid.uuid4().hex, "created_at": 1561479233,
-                       "producer": f"stores/{BC_HASH}"})
+    payload = {"scope": scope, "store_id": "1025646", "data": {"type": "product", "id": pid},
+               "hash": digest or uuid.uuid4().hex, "created_at": 1561479233,
+               "producer": producer}
+    if producer is None:
+        del payload["producer"]
+    body = json.dumps(payload)
     msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
     sig = Webhook(base64.b64encode(secret.encode()).decode()).sign(msg_id, now, body)
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
@@ -102,3 +104,19 @@ def test_delete_and_hidden_product(rt, bc, sandbox):
 def test_check_wants_api_credentials_with_the_secret(make_settings):
     s = make_settings(bigcommerce_client_secret=CLIENT_SECRET)
     assert any("BIGCOMMERCE_ACCESS_TOKEN" in p for p in s.problems(need_api_key=True))
+
+
+# -- issue 8.10: a delivery belongs to the configured store ----------------------------------
+
+@pytest.mark.parametrize("producer", ["stores/otherhash", "", None, f"stores/{BC_HASH}/x"])
+def test_another_stores_delivery_is_refused(rt, producer):
+    """Signed with the same app's client secret (one app, many stores), but about another
+    store: 401, and nothing recorded."""
+    resp = deliver(rt, "store/product/deleted", 205, producer=producer)
+    assert resp.status_code == 401
+    assert rt.state.ledger("default")["received"] == 0
+    assert rt.state.product_state("default", "205") == {}
+
+
+def test_own_stores_delivery_is_accepted(rt):
+    assert deliver(rt, "store/product/deleted", 205).status_code == 200

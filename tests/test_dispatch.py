@@ -83,7 +83,13 @@ def test_rediss_broker_gets_ssl_cert_reqs(make_settings):
 
     settings = make_settings(broker_url="rediss://:pw@redis.example.com:6380/0")
     app = make_celery(runtime.build(settings))
-    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}
+    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED,
+                                       "ssl_check_hostname": True}
+    settings = make_settings(broker_url="rediss://:pw@redis.example.com:6380/0",
+                             redis_tls_verify=False)
+    app = make_celery(runtime.build(settings))
+    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE,
+                                       "ssl_check_hostname": False}
 
 
 def test_worker_heartbeat_file_for_liveness(make_settings, tmp_path):

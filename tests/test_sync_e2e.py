@@ -156,7 +156,8 @@ def test_rate_limit_shared_by_four_worker_processes(make_settings, sandbox, disp
 
 
 def test_sigkill_mid_call_then_another_worker_finishes(make_settings, sandbox, dispatcher_factory):
-    settings = make_settings(personyze_base_url=sandbox.url, lease_seconds=2.0)
+    settings = make_settings(personyze_base_url=sandbox.url, lease_seconds=2.0,
+                             task_time_limit_seconds=1.9)
     from app import runtime
 
     rt = runtime.build(settings)

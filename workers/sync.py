@@ -78,7 +78,18 @@ class Syncer:
         claim = self.state.claim(store_id, pid, uuid.uuid4().hex, self.settings.lease_seconds)
         if isinstance(claim, str):
             return claim  # busy (another worker has it) or idle (nothing pending)
+        try:
+            return self._attempt(store, pid, claim)
+        except redis.RedisError:
+            raise  # infrastructure, not this product: the key is retried after its lease
+        except Exception as e:  # noqa: BLE001 - SoftTimeLimitExceeded and bugs alike
+            # Counted against the product's retry budget, so it reaches the dead-letter store
+            # in the end instead of being retried after every lease forever.
+            log.exception("sync_attempt_failed", store=store_id, product=pid)
+            return self._failed(store, pid, claim, None, e)
 
+    def _attempt(self, store: StoreConfig, pid: str, claim: Claim) -> str:
+        store_id = store.id
         got = self._mapped(store, pid, claim, lambda: self._desired(store, pid, claim))
         if isinstance(got, str):
             return got
@@ -160,7 +171,7 @@ class Syncer:
         except StoreFetchError as e:
             return self._failed(store, pid, claim, None, e)
         except (SoftTimeLimitExceeded, redis.RedisError):
-            raise  # infrastructure, not this product: the key is retried after its lease
+            raise  # handled in `run`: a counted attempt, or infrastructure
         except Exception as e:  # noqa: BLE001 - a bug in mapping must not loop forever
             log.exception("mapping_failed", store=store.id, product=pid)
             return self._failed(store, pid, claim, None, MappingError(f"{type(e).__name__}: {e}"))
@@ -186,7 +197,7 @@ class Syncer:
         pid: str,
         claim: Claim,
         limiter: AccountLimiter | None,
-        e: PersonyzeError | StoreFetchError | MappingError,
+        e: Exception,
     ) -> str:
         s = self.settings
         errors = (claim.errors + [{"at": time.time(), "error": f"{type(e).__name__}: {e}"}])[

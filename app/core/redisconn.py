@@ -13,20 +13,44 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# A connection Redis (or a managed Redis's idle timeout) closed is reconnected and the
+# command sent once more, at once: enough for an idle close or a failover, short enough that
+# a webhook gets its 503 (and the platform retries) well inside the sender's timeout.
+RETRY_ONCE = (redis.ConnectionError,)
+
+
+def retry_once() -> Retry:
+    return Retry(NoBackoff(), 1, supported_errors=RETRY_ONCE)
 
 
 @lru_cache(maxsize=8)
-def client(url: str) -> redis.Redis:
-    """Pooled client; `rediss://` (Heroku Redis) uses TLS without certificate checks, as
-    Heroku's self-signed certificates require."""
+def client(url: str, tls_verify: bool = True) -> redis.Redis:
+    """Pooled client. Idle connections are PINGed before use after `health_check_interval`
+    and a dropped one is reconnected and the command retried once. A script that ran before
+    its answer was lost is safe to run again: lease tokens refuse the second run of a
+    worker's transition, and a counter that runs twice counts on both sides of the ledger.
+    `rediss://` verifies the server's certificate unless `tls_verify` is off
+    (REDIS_TLS_VERIFY=false, for Heroku Redis's self-signed certificates)."""
     kwargs: dict[str, Any] = {
         "socket_timeout": 5,
         "socket_connect_timeout": 2,
         "health_check_interval": 30,
+        "retry": retry_once(),
     }
     if url.startswith("rediss://"):
-        kwargs["ssl_cert_reqs"] = ssl.CERT_NONE
+        kwargs.update(tls_options(tls_verify))
     return redis.Redis.from_url(url, **kwargs)
+
+
+def tls_options(verify: bool) -> dict[str, Any]:
+    """redis-py's TLS settings: the system's CAs and the host name, or (opted out) nothing
+    checked. The Celery broker takes the same `ssl_cert_reqs`."""
+    if verify:  # the host name explicitly: redis-py before 6 did not check it by default
+        return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_check_hostname": True}
+    return {"ssl_cert_reqs": ssl.CERT_NONE, "ssl_check_hostname": False}
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
@@ -97,6 +121,20 @@ class ThreadScript:
             return self._call(keys, args)
 
     def _call(self, keys: list[Any], args: list[Any]) -> Any:
+        """Sent once more on a fresh connection when the held one was closed (Redis's
+        `timeout`, a managed Redis's idle limit, a restart). If the first send ran the script
+        before the connection broke, the second run meets the event's dedupe key and answers
+        "duplicate": the event is recorded once and the ledger counts both runs (received 2 =
+        accepted 1 + duplicates 1), so it still balances. A timeout is not retried: the
+        sender's own timeout is near."""
+        try:
+            return self._send(keys, args)
+        except redis.TimeoutError:
+            raise
+        except (redis.ConnectionError, OSError):
+            return self._send(keys, args)
+
+    def _send(self, keys: list[Any], args: list[Any]) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # Built outside the pool: a held connection must not count against the pool's

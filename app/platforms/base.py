@@ -48,6 +48,17 @@ def body_kind(body: bytes, field: str, kinds: Mapping[str, str]) -> tuple[dict, 
     return payload, kinds.get(value)
 
 
+def refuse_replayed_delete(payload: dict) -> None:
+    """Shopify's and WooCommerce's delete bodies carry only the id; a signed body with more is
+    a product (or another topic's) body replayed under an unsigned delete topic. Refused with
+    400, not acknowledged: a genuine sender never sends it, and if a platform ever did, its
+    retries and delivery reports would show it instead of a silent loss."""
+    extra = [k for k in payload if k != "id"]
+    if extra:
+        raise BadPayload("a delete body carries only the product id; this one carries "
+                         f"{len(extra)} more field(s), so it is not a delete (a replay?)")
+
+
 def hmac_b64_matches(body: bytes, signature: str | None, secrets: Iterable[SecretStr]) -> bool:
     """Shopify and WooCommerce: base64(HMAC-SHA256(secret, raw body)), constant-time compared
     against every configured secret (rotation; Shopify admin-created webhooks have their own)."""

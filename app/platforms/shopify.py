@@ -23,7 +23,7 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import HmacPlatform, Ignore
+from app.platforms.base import HmacPlatform, Ignore, refuse_replayed_delete
 
 PRODUCT_TOPICS = {"products/create", "products/update", "products/delete"}
 # Mandatory for App Store apps; we keep no customer data, so verified = done.
@@ -58,30 +58,42 @@ class Shopify(HmacPlatform):
             delivery = hashlib.sha256(body).hexdigest()
         dedupe = f"shopify|{shop}|{topic}|{delivery}"
         if topic == "products/delete":
-            # The delete body is only {"id"}: its version is when Shopify triggered it.
-            trig = headers.get("X-Shopify-Triggered-At")
-            version = (
-                parse_time(trig, "X-Shopify-Triggered-At") if trig else int(now * 1_000_000)
-            )
-            return Event(store.id, self.name, topic, pid, version, "delete", dedupe)
+            return Event(store.id, self.name, topic, pid,
+                         delete_version(payload, headers.get("X-Shopify-Triggered-At"), now),
+                         "delete", dedupe)
         version = tie_break(parse_time(payload.get("updated_at"), "updated_at"),
-                            headers.get("X-Shopify-Triggered-At"))
+                            headers.get("X-Shopify-Triggered-At"), now)
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
 
 
-def tie_break(updated: int, triggered_at: str | None) -> int:
+def delete_version(payload: dict[str, Any], triggered_at: str | None, now: float) -> int:
+    """Shopify signs only the body; topic, event id and `X-Shopify-Triggered-At` are not. A
+    genuine delete body is only `{"id"}`: anything more is some other signed body resent as a
+    delete, and is refused (docs/design.md, Security). The version comes from the unsigned
+    Triggered-At, so it is never later than our receipt: a forged header cannot date a delete
+    ahead of the store's next real change."""
+    refuse_replayed_delete(payload)
+    received = int(now * 1_000_000)
+    if not triggered_at:
+        return received
+    return min(parse_time(triggered_at, "X-Shopify-Triggered-At"), received)
+
+
+def tie_break(updated: int, triggered_at: str | None, now: float) -> int:
     """`updated_at` counts whole seconds, so two changes in one second would tie and the
     second be dropped as stale. `X-Shopify-Triggered-At` (nanoseconds, the same on every
     retry of an event) orders them: its distance from `updated_at`, clamped into that second,
-    fills the free microseconds."""
+    fills the free microseconds. The header is unsigned, so what it adds never takes the
+    version past the time we received the delivery."""
     if updated % 1_000_000 or not triggered_at:
         return updated
     try:
         triggered = parse_time(triggered_at, "X-Shopify-Triggered-At")
     except BadPayload:
         return updated
-    return updated + min(max(triggered - updated, 0), 999_999)
+    received = int(now * 1_000_000)
+    return updated + min(max(triggered - updated, 0), 999_999, max(received - updated, 0))
 
 
 def normalize(p: dict[str, Any], pid: str) -> Product:

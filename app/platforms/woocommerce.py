@@ -3,6 +3,7 @@ product payloads as the REST API v3 shapes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -24,7 +25,7 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import HmacPlatform, Ignore
+from app.platforms.base import HmacPlatform, Ignore, refuse_replayed_delete
 
 PRODUCT_TOPICS = {"product.created", "product.updated", "product.deleted", "product.restored"}
 _PING = re.compile(rb"webhook_id=\d{1,20}")
@@ -61,11 +62,14 @@ class WooCommerce(HmacPlatform):
         pid = product_id(payload.get("id"), numeric=True)
         source = self.origin(headers)
         if topic == "product.deleted":
-            # Only {"id"} and no timestamp: the delivery time orders it. Delivery-ID changes on
-            # every send, so the product and that time (to the second) make the dedupe key.
-            version = int(now * 1_000_000)
+            # Only {"id"} and no timestamp (anything more is a replayed body: refused). Its
+            # version is settled against what we know of the product (`delete_after`) just
+            # before it is recorded; the arrival time stands in until then. Delivery-ID
+            # changes on every send, so the product and the arrival second make the dedupe key.
+            refuse_replayed_delete(payload)
             dedupe = f"woo|{source}|{pid}|deleted|{int(now)}"
-            return Event(store.id, self.name, topic, pid, version, "delete", dedupe)
+            return Event(store.id, self.name, topic, pid, int(now * 1_000_000), "delete",
+                         dedupe)
         modified = payload.get("date_modified_gmt")
         version = parse_time(modified, "date_modified_gmt")
         dedupe = f"woo|{source}|{pid}|{modified}"
@@ -86,6 +90,24 @@ class WooCommerce(HmacPlatform):
                          dedupe)
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
+
+    # A delete's version depends on the product's known version (read from Redis by the
+    # webhook path before recording).
+    settles_deletes = True
+
+    @staticmethod
+    def delete_after(ev: Event, known: int | None) -> Event:
+        """WooCommerce versions updates by `date_modified_gmt` (the store's clock, whole
+        seconds) and sends deletes bare, so the arrival time (our clock, late by the delivery
+        queue's lag) would outrank a restore made before the delete reached us, and a
+        forged delete would freeze the product for the rest of that second. Instead a delete
+        ranks just after the newest version we hold: above everything in that second, below
+        any change the store makes in a later second, whatever the clocks' skew or the lag.
+        With nothing known, arrival time orders it (docs/design.md, Security)."""
+        if known is None:
+            return ev
+        version = max(known + 1, known - known % 1_000_000 + 999_999)
+        return dataclasses.replace(ev, version=version)
 
 
 def needs_variations(p: dict[str, Any]) -> bool:

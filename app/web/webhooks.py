@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from app.core.model import BadPayload
+from app.core.model import BadPayload, Event
 from app.core.state import Recorded
 from app.platforms.base import Adapter, Ignore
 from app.platforms.bigcommerce import BigCommerce
@@ -67,15 +67,21 @@ def _answer(status: int, outcome: str, platform: str, detail: str | None = None)
     return Answer(status, body + b"}", headers)
 
 
+# An oversized body is read and thrown away up to this many times the limit before the 413,
+# so the sender is not reset mid-send; past it the answer goes out at once.
+DISCARD_FACTOR = 4
+
+
 def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 past `limit` before more than `limit` bytes are held in
     memory, also for chunked requests that announce no Content-Length."""
     length = request.content_length
+    stream = request.stream
     if length is not None:
         if length > limit:
+            discard(stream, min(length, limit * DISCARD_FACTOR))
             raise RequestEntityTooLarge()
-        return request.stream.read(length)
-    stream = request.stream
+        return stream.read(length)
     parts: list[bytes] = []
     size = 0
     while True:
@@ -85,7 +91,23 @@ def read_body(request: Request, limit: int) -> bytes:
         parts.append(chunk)
         size += len(chunk)
         if size > limit:
+            discard(stream, limit * (DISCARD_FACTOR - 1))
             raise RequestEntityTooLarge()
+
+
+def discard(stream, most: int) -> None:
+    """Read and drop up to `most` bytes of what the sender is still sending. Answering 413
+    with the body unread makes the server's close reset the connection under a client that
+    is still writing, and it never sees the answer (http.client: BrokenPipeError)."""
+    left = most
+    try:
+        while left > 0:
+            chunk = stream.read(min(65536, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError):  # the sender gave up, or a malformed chunk
+        return
 
 
 def receive(rt, request: Request, platform: str, hint: str | None = None) -> Answer:
@@ -112,6 +134,8 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Ans
         if isinstance(result, Ignore):
             rt.state.ignore(store.id)
             return _answer(200, "ignored", platform)
+        if result.kind == "delete" and getattr(adapter, "settles_deletes", False):
+            result = adapter.delete_after(result, known_version(rt.state, result))
         recorded = rt.state.record(result, now, keep_raw=bool(store.mapping.add))
     except TypeError:  # orjson.JSONEncodeError: nesting orjson.loads took but dumps refuses
         return _answer(400, "bad_request", platform, "payload nested too deeply")
@@ -121,6 +145,13 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Ans
     if recorded is Recorded.ACCEPTED_WAKE and rt.settings.wake_from_web:
         wake(rt, store.id, result.product_id)
     return _answer(200, recorded.name.lower(), platform)
+
+
+def known_version(state, ev: Event) -> int | None:
+    """The newest version Redis holds for the event's product (pending, synced or dead)."""
+    st = state.product_state(ev.store, ev.product_id)
+    known = [int(st[f]) for f in ("pv", "sv", "dv") if st.get(f)]
+    return max(known) if known else None
 
 
 def wake(rt, store: str, pid: str) -> None:

@@ -1,0 +1,191 @@
+"""Issue 8.2 and 8.5: Redis connections that were closed under us, and TLS that verifies.
+
+Each test starts its own redis-server: one with `--timeout 2` (Redis closes connections idle
+for 2 s, as managed Redis idle limits do) and one that speaks only TLS with a self-signed
+certificate made here with openssl."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from app import create_app, runtime
+from app.core import redisconn
+from app.core.state import ledger_balance
+from tests.conftest import SANDBOX_KEY, OwnRedis
+from tests.servers import eventually
+from tests.support import shopify_product, shopify_request, woo_request
+from workers.sync import Syncer
+
+needs_redis_server = pytest.mark.skipif(not shutil.which("redis-server"),
+                                        reason="needs the redis-server binary")
+
+
+@pytest.fixture
+def idle_redis(tmp_path):
+    server = OwnRedis(tmp_path / "idle", "--timeout", "2")
+    yield server
+    server.stop()
+
+
+def wait_until_idle_clients_closed(url: str) -> None:
+    """Until Redis has closed every connection but the one asking (no fixed sleep)."""
+    def only_me():
+        r = redis.Redis.from_url(url)
+        try:
+            return len(r.client_list()) == 1
+        finally:
+            r.close()
+
+    time.sleep(2.0)  # the idle limit itself; then poll for Redis's cron to close them
+    eventually(only_me, timeout=20, interval=0.2)
+
+
+@needs_redis_server
+def test_webhook_after_redis_closed_the_idle_connection(idle_redis, make_settings, sandbox):
+    settings = make_settings(redis_url=idle_redis.url, personyze_base_url=sandbox.url)
+    rt = runtime.build(settings)
+    web = create_app(settings).test_client()
+    body, headers = shopify_request(shopify_product(at=1))
+    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+
+    wait_until_idle_clients_closed(idle_redis.url)
+    body, headers = shopify_request(shopify_product(at=2, title="after idle"))
+    resp = web.post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status_code == 200, resp.get_data()  # was 503: the held connection was dead
+
+    # The worker side (pooled client) after the same idle close.
+    wait_until_idle_clients_closed(idle_redis.url)
+    assert Syncer(settings, rt.state).run("default", "632910392") == "written"
+    assert sandbox.rows("products")[0]["title"] == "after idle"
+
+    # A WooCommerce delete also reads the product's version through the pooled client.
+    wait_until_idle_clients_closed(idle_redis.url)
+    body, headers = woo_request({"id": 5}, topic="product.deleted")
+    assert web.post("/webhooks/woocommerce", data=body, headers=headers).status_code == 200
+    led = rt.state.ledger("default")
+    assert led["written"] == 1 and ledger_balance(led) == 0
+
+
+def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balances(settings):
+    """The connection breaks after the script ran (the answer is lost): the retry meets the
+    dedupe key, so the event is recorded once, answered as a duplicate, and the ledger
+    counts both runs."""
+    app = create_app(settings)
+    web, state = app.test_client(), app.extensions["personyze_sync"].state
+    script = state._ingest
+    body, headers = shopify_request(shopify_product(at=1))
+    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+    conn = script._local.conn
+    real_read = conn.read_response
+
+    def lose_the_answer(*a, **kw):
+        real_read(*a, **kw)  # the script ran
+        raise redis.ConnectionError("Connection closed by server.")
+
+    # redis-py's connection loses the reply the way a dropped link does (fault injection
+    # into the library, not into our code).
+    conn.read_response = lose_the_answer
+    body, headers = shopify_request(shopify_product(at=2))
+    resp = web.post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status_code == 200 and resp.json["status"] == "duplicate"
+    assert script._local.conn is not conn  # a fresh connection
+    led = state.ledger("default")
+    assert led["received"] == 3 and led["duplicates"] == 1 and ledger_balance(led) == 0
+
+
+def test_pooled_client_retries_once_without_backoff(settings):
+    """redis-py 6+ retries 10 times with up to 10 s backoff by default: a webhook would hang
+    far past the sender's timeout while Redis is down instead of answering 503."""
+    r = redisconn.client(settings.redis_url)
+    retry = r.connection_pool.connection_kwargs["retry"]
+    assert retry._retries == 1
+    assert retry._supported_errors == (redis.ConnectionError,)
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    if not shutil.which("openssl") or not shutil.which("redis-server"):
+        pytest.skip("needs openssl and redis-server")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    port = redisconn.free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"rediss://localhost:{port}/0"
+    end = time.time() + 10
+    while not redisconn.answers(url + "?ssl_cert_reqs=none"):
+        if proc.poll() is not None:
+            pytest.skip(f"this redis-server has no TLS: {proc.stdout.read().decode()[-300:]}")
+        if time.time() > end:
+            proc.kill()
+            raise RuntimeError("TLS redis-server did not start")
+        time.sleep(0.05)
+    yield url, cert
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_rediss_verifies_the_certificate_by_default(tls_redis, make_settings):
+    url, _ = tls_redis
+    with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+        redisconn.client(url).ping()
+    settings = make_settings(redis_url=url)
+    assert settings.redis_tls_verify is True
+    with pytest.raises(redis.ConnectionError):
+        runtime.build(settings).redis.ping()
+
+
+def test_rediss_opt_out_for_self_signed_certificates(tls_redis, make_settings):
+    url, _ = tls_redis
+    settings = make_settings(redis_url=url, redis_tls_verify=False)
+    rt = runtime.build(settings)
+    assert rt.redis.ping()
+    web = create_app(settings).test_client()
+    body, headers = shopify_request(shopify_product(at=1))
+    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+    assert rt.state.ledger("default")["pending"] == 1
+
+    from workers.celery_app import make_celery
+
+    with make_celery(rt).connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1)
+    verifying = runtime.build(make_settings(redis_url=url))
+    with make_celery(verifying).connection_for_write() as conn, pytest.raises(Exception):  # noqa: B017
+        conn.ensure_connection(max_retries=0)
+
+
+def test_rediss_with_a_trusted_certificate_connects(tls_redis):
+    """Verification on, the CA trusted (SSL_CERT_FILE, as the system store would): works,
+    so verifying by default costs nothing to a provider with a real certificate; a
+    certificate for another host name is still refused."""
+    url, cert = tls_redis
+    by_ip = url.replace("localhost", "127.0.0.1")  # the certificate names localhost only
+    code = ("from app.core import redisconn; import redis, sys\n"
+            f"assert redisconn.client({url!r}).ping()\n"
+            "try:\n"
+            f"    redisconn.client({by_ip!r}).ping()\n"
+            "except redis.ConnectionError as e:\n"
+            "    sys.exit(0 if 'match' in str(e) or 'mismatch' in str(e) else 3)\n"
+            "sys.exit(4)  # a certificate for another host was accepted\n")
+    env = dict(os.environ, SSL_CERT_FILE=str(cert), PERSONYZE_API_KEY=SANDBOX_KEY)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-1000:]
