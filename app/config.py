@@ -104,7 +104,7 @@ class PersonyzeAccount(BaseModel):
 
 
 class MappingConfig(BaseModel):
-    """Per-store changes to the default product mapping (DESIGN.md)."""
+    """Per-store changes to the default product mapping (docs/design.md, Default mapping)."""
 
     rename: dict[str, str] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list)
@@ -256,7 +256,7 @@ def _split_secrets(value: str | None) -> list[SecretStr]:
 
 
 class Settings(BaseSettings):
-    """Process settings. Names are the environment variables of DESIGN.md."""
+    """Process settings. Names are the environment variables of the README's Configuration table."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 

@@ -1,7 +1,7 @@
 """Where a webhook becomes a Personyze call: one attempt at one (store, product) key.
 
 The Celery task is only a wake-up; everything here reads and writes the Redis truth through
-`State`, so running it twice, late, or on two workers at once changes nothing (DESIGN.md)."""
+`State`, so running it twice, late, or on two workers at once changes nothing (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Product -> Personyze product row: the default mapping of DESIGN.md plus per-store changes.
+"""Product -> Personyze product row: the default mapping of docs/design.md plus per-store changes.
 
 Personyze drops empty values on write, so a value can only be replaced, never cleared: every
 column we own is therefore always sent with a concrete value when we know one (e.g. a sale ends

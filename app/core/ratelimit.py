@@ -1,5 +1,5 @@
 """One rate limit and one pause per Personyze account, shared by every worker on every machine
-(DESIGN.md invariants 5 and 6). State lives in Redis; the clock is Redis's own (TIME), so
+(docs/design.md invariants 5 and 6). State lives in Redis; the clock is Redis's own (TIME), so
 workers with skewed clocks still agree."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Redis-held truth about every (store, product): pending, synced, due, ledger, DLQ.
 
-Celery messages are only wake-ups (DESIGN.md). Every transition of a product's state is one
+Celery messages are only wake-ups (docs/design.md). Every transition of a product's state is one
 Lua script in `lua/`, so a crash between two Redis calls can never leave half a transition,
 and two workers or two web processes can never interleave inside one.
 
@@ -17,7 +17,7 @@ while the product needs it (docs/design.md, Memory):
     lease:<id>  the short claim a worker holds while it works on the product
     due         sorted set: product id -> when it may next be woken
     woken       sorted set: product id -> when its wake-up was published (until claimed)
-    ledger      hash of counters (DESIGN.md invariant 8)
+    ledger      hash of counters (docs/design.md invariant 8)
     dlq         hash: product id -> dead-letter entry (json)
 """
 
@@ -192,7 +192,7 @@ class State:
     def record(
         self, ev: Event, received_at: float | None = None, keep_raw: bool = True
     ) -> Recorded:
-        """Dedupe, version-check and store one event (DESIGN.md invariants 1-3)."""
+        """Dedupe, version-check and store one event (docs/design.md invariants 1-3)."""
         k = self.keys
         if ev.kind == "upsert" and ev.product:
             doc = ev.product.to_json(keep_raw)

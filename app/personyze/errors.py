@@ -1,6 +1,6 @@
 """Typed Personyze errors.
 
-Workers pick a retry policy by exception class (DESIGN.md invariants 6 and 7), so every
+Workers pick a retry policy by exception class (docs/design.md invariants 6 and 7), so every
 failure of a Personyze call is raised as exactly one of these. Messages carry the status
 and the plain-text body (Personyze errors are text, not JSON) but never credentials.
 """

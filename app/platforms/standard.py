@@ -1,4 +1,4 @@
-"""Standard Webhooks: any store backend can send the product schema of DESIGN.md, signed with
+"""Standard Webhooks: any store backend can send the product schema of docs/design.md, signed with
 `webhook-id`, `webhook-timestamp` and `webhook-signature` (`v1,<base64>` list) headers."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ledger = GaugeMetricFamily(
-            "personyze_sync_ledger", "Events by outcome (DESIGN.md invariant 8)",
+            "personyze_sync_ledger", "Events by outcome (docs/design.md invariant 8)",
             labels=["store", "outcome"],
         )
         due = GaugeMetricFamily("personyze_sync_due_keys", "Products waiting", labels=["store"])

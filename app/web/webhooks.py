@@ -1,7 +1,7 @@
 """Webhook endpoints: verify, parse, record in one Redis round trip, answer.
 
 A delivery is answered 2xx only once its event is in Redis; if Redis cannot be written the
-answer is 503 so the platform retries (DESIGN.md invariant 1). Nothing a sender puts in a
+answer is 503 so the platform retries (docs/design.md invariant 1). Nothing a sender puts in a
 request produces a 500.
 
 This is the one hot path, so it is a small WSGI app mounted at /webhooks beside the Flask

@@ -1,4 +1,4 @@
--- Take the short lease on a product and read what must be done (DESIGN.md: per-key claim).
+-- Take the short lease on a product and read what must be done (docs/design.md, Claim, lease, record).
 -- KEYS: 1 pending hash, 2 lease, 3 due zset, 4 record bucket, 5 woken zset, 6 cooldown key
 -- ARGV: 1 token, 2 lease ms, 3 product id
 -- Returns {'busy'} | {'idle'} | {'cooling'} | {'ok', pv, pk, pd, sv, sh, att, ff, errs, pt}

@@ -1,4 +1,4 @@
--- Record one verified store event in a single atomic step (DESIGN.md invariants 1-3, 8).
+-- Record one verified store event in a single atomic step (docs/design.md invariants 1-3, 8).
 -- KEYS: 1 record bucket, 2 pending hash, 3 due zset, 4 ledger hash, 5 dlq hash, 6 kick list,
 --       7 woken zset, 8 cooldown key
 -- ARGV: 1 delivery digest, 2 version (int us), 3 kind u|d|r, 4 doc, 5 received_at,
