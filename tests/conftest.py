@@ -243,3 +243,24 @@ def shop_rt(make_settings, sandbox, shop):
     return runtime.build(make_settings(personyze_base_url=sandbox.url,
                                        shopify_admin_token=SHOPIFY_TOKEN,
                                        shopify_admin_api_url=shop.url))
+
+
+@pytest.fixture
+def woo():
+    """A fake WooCommerce REST API (tests/fake_stores.py), real HTTP."""
+    from tests.fake_stores import fake_woo
+
+    w = fake_woo()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def woo_rt(make_settings, sandbox, woo):
+    """A runtime whose store reads WooCommerce's REST API (the fake) and writes to the sandbox."""
+    from app import runtime
+    from tests.fake_stores import KEY, SECRET
+
+    return runtime.build(make_settings(
+        personyze_base_url=sandbox.url, woocommerce_url=woo.url,
+        woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET))

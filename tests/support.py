@@ -116,3 +116,19 @@ def standard_request(payload: dict[str, Any] | bytes, secret: str, *, msg_id: st
         "webhook-timestamp": str(int(when.timestamp())),
         "webhook-signature": sig,
     }
+
+
+def dead_letter_two(settings, sandbox, rt) -> None:
+    """Two Shopify products in the dead-letter store (Personyze answered 400), for the DLQ
+    commands and pages."""
+    from app import create_app
+    from workers.sync import Syncer
+
+    web = create_app(settings).test_client()
+    for pid in (1, 2):
+        body, headers = shopify_request(shopify_product(pid=pid))
+        web.post("/webhooks/shopify", data=body, headers=headers)
+    sandbox.faults.update(error_400_rate=1.0)
+    s = Syncer(rt.settings, rt.state)
+    assert s.run("default", "1") == "dead" and s.run("default", "2") == "dead"
+    sandbox.faults.update(error_400_rate=0.0)

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
 from tests.fake_shopify import SHOPIFY_TOKEN, gql_product
 from tests.servers import ROOT, settings_env
-from tests.support import shopify_product, shopify_request
-from workers.sync import Syncer
+from tests.support import dead_letter_two
 
 CLI = str(Path(sys.executable).parent / "personyze-sync")
 
@@ -52,14 +50,7 @@ def run_on_tty(args: list[str], env: dict[str, str]) -> str:
 
 @pytest.fixture
 def dead_two(sync_settings, sandbox, rt):
-    web = create_app(sync_settings).test_client()
-    for pid in (1, 2):
-        body, headers = shopify_request(shopify_product(pid=pid))
-        web.post("/webhooks/shopify", data=body, headers=headers)
-    sandbox.faults.update(error_400_rate=1.0)
-    s = Syncer(rt.settings, rt.state)
-    assert s.run("default", "1") == "dead" and s.run("default", "2") == "dead"
-    sandbox.faults.update(error_400_rate=0.0)
+    dead_letter_two(sync_settings, sandbox, rt)
     return settings_env(sync_settings)
 
 

@@ -14,7 +14,7 @@ from app import create_app
 from app.config import ConfigError, load_settings
 from tests.conftest import SANDBOX_KEY, SHOP
 from tests.servers import ROOT, settings_env
-from tests.support import shopify_product, shopify_request
+from tests.support import dead_letter_two, shopify_product, shopify_request
 
 CLI = str(Path(sys.executable).parent / "personyze-sync")
 
@@ -117,15 +117,7 @@ def test_check_reports_missing_configuration(redis_url):
 
 
 def test_status_and_dlq_commands(sync_settings, sandbox, rt):
-    from workers.sync import Syncer
-
-    web = create_app(sync_settings).test_client()
-    for pid in (1, 2):
-        body, headers = shopify_request(shopify_product(pid=pid))
-        web.post("/webhooks/shopify", data=body, headers=headers)
-    sandbox.faults.update(error_400_rate=1.0)
-    s = Syncer(rt.settings, rt.state)
-    assert s.run("default", "1") == "dead" and s.run("default", "2") == "dead"
+    dead_letter_two(sync_settings, sandbox, rt)
     env = settings_env(sync_settings)
     status = json.loads(run_cli(["status", "--json"], env, check=True).stdout)
     assert status["default"]["dlq"] == 2 and status["default"]["balance"] == 0
@@ -136,8 +128,9 @@ def test_status_and_dlq_commands(sync_settings, sandbox, rt):
     assert "PersonyzeBadRequest" in listed[0]["last_error"]
     assert "replayed 1" in run_cli(["dlq", "replay", "1"], env, check=True).stdout
     assert "purged 1" in run_cli(["dlq", "purge"], env, check=True).stdout
-    sandbox.faults.update(error_400_rate=0.0)
-    assert s.run("default", "1") == "written"
+    from workers.sync import Syncer
+
+    assert Syncer(rt.settings, rt.state).run("default", "1") == "written"
     led = rt.state.ledger("default")
     assert led["written"] == 1 and led["dead"] == 1 and led["pending"] == 0
 

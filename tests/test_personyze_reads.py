@@ -18,7 +18,7 @@ from app.core.ratelimit import AccountLimiter
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeAuthError, PersonyzeClient, PersonyzeServerError
 from tests.conftest import SANDBOX_KEY, STANDARD_SECRET
-from tests.fake_stores import KEY, SECRET, fake_woo
+from tests.fake_stores import KEY, SECRET
 from tests.servers import ROOT, settings_env
 from tests.support import standard_body, standard_request, woo_product
 from workers.reads import PacedReads
@@ -37,19 +37,15 @@ BOUNDARY = ["gone-0977,1", "gone-1026,2"]
 
 
 @pytest.fixture
-def woo():
-    store = fake_woo()
+def woo(woo):
     for i in KEEPERS:
-        store.products[int(i)] = woo_product(pid=int(i), at=1, name=f"keep {i}")
-    yield store
-    store.stop()
+        woo.products[int(i)] = woo_product(pid=int(i), at=1, name=f"keep {i}")
+    return woo
 
 
 @pytest.fixture
-def rt(make_settings, sandbox, woo):
-    return runtime.build(make_settings(
-        personyze_base_url=sandbox.url, woocommerce_url=woo.url,
-        woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET))
+def rt(woo_rt):
+    return woo_rt
 
 
 def sync_all(rt) -> None:

@@ -30,13 +30,6 @@ from workers.sync import Syncer
 
 
 @pytest.fixture
-def woo():
-    w = fake_woo()
-    yield w
-    w.stop()
-
-
-@pytest.fixture
 def elsewhere():
     """A second local HTTP server: the host a redirect points at."""
     w = fake_woo()

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app, runtime
+from app import create_app
 from app.core.state import ledger_balance
-from tests.fake_stores import KEY, SECRET, fake_woo
+from tests.fake_stores import SECRET
 from tests.support import woo_product, woo_request
 from workers.sync import Syncer
 
 
 @pytest.fixture
-def woo():
-    w = fake_woo()
-    yield w
-    w.stop()
-
-
-@pytest.fixture
-def rt(make_settings, sandbox, woo):
-    return runtime.build(make_settings(
-        personyze_base_url=sandbox.url, woocommerce_url=woo.url,
-        woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET))
+def rt(woo_rt):
+    return woo_rt
 
 
 def deliver(rt, woo, payload):
