@@ -147,6 +147,18 @@ class Stack:
             raise RuntimeError(f"webhook answered {resp.status_code}: {resp.text[:200]}")
         return t
 
+    def post_all(self, payloads: list[dict], connections: int = 8) -> None:
+        """Send every delivery over `connections` keep-alive sessions at once."""
+        sessions = threading.local()
+
+        def send(p: dict) -> float:
+            if not hasattr(sessions, "s"):
+                sessions.s = requests.Session()
+            return self.post(p, sessions.s)
+
+        with ThreadPoolExecutor(connections) as pool:
+            list(pool.map(send, payloads))
+
     def settled(self) -> bool:
         led = self.rt.state.ledger(STORE)
         return led["pending"] == 0 and self.rt.state.due_count(STORE) == 0
@@ -243,15 +255,7 @@ def saturated(quick: bool, n: int | None, limit: float) -> None:
     try:
         rng = random.Random(2)
         payloads = [realistic_product(20_000 + i, rng, at=1) for i in range(n)]
-        with ThreadPoolExecutor(8) as pool:
-            sessions = threading.local()
-
-            def send(p):
-                if not hasattr(sessions, "s"):
-                    sessions.s = requests.Session()
-                return stack.post(p, sessions.s)
-
-            list(pool.map(send, payloads))
+        stack.post_all(payloads)
         t_start = time.time()
         stack.start_sync(4)
         done = stack.wait(lambda: len(stack.written()) >= n and stack.settled(),
@@ -403,15 +407,7 @@ def slow(quick: bool, n: int | None, latency_ms: float, limit: float) -> None:
         lpush0 = _lpush_calls(r)
         t_start = time.time()
         sampler.start()
-        with ThreadPoolExecutor(8) as pool:
-            sessions = threading.local()
-
-            def send(p):
-                if not hasattr(sessions, "s"):
-                    sessions.s = requests.Session()
-                return stack.post(p, sessions.s)
-
-            list(pool.map(send, payloads))
+        stack.post_all(payloads)
         t_posted = time.time()
         done = stack.wait(lambda: wanted <= {w[1] for w in stack.written()},
                           n / 2 + 120)
