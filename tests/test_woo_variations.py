@@ -65,7 +65,7 @@ def test_store_outage_retries_and_bad_keys_dead_letter(rt, woo, sandbox):
     rt.redis.zadd(rt.state.keys.due("default"), {"77": 0})
     assert s.run("default", "77") == "dead"
     [entry] = rt.state.dlq_list("default").values()
-    assert "API keys" in entry["errors"][-1]["error"]
+    assert "refused the credentials (401" in entry["errors"][-1]["error"]
     assert SECRET not in str(entry)
     led = rt.state.ledger("default")
     assert led["dead"] == 1 and ledger_balance(led) == 0

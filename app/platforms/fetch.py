@@ -94,33 +94,61 @@ def bigcommerce_gone(resp: requests.Response) -> bool:
     return isinstance(body, dict) and body.get("status") == 404 and "title" in body
 
 
-def get(session: requests.Session, url: str, what: str, *,
-        gone: Gone | None = None) -> tuple[Any, requests.Response] | None:
-    """GET JSON. None only for a 404 that `gone` recognizes as the API's own "no such
-    resource" and that was not reached through a redirect. Errors never carry credentials."""
+# 4xx answers that say "not now" rather than "never": retried like a 5xx.
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+
+
+def request(session: requests.Session, method: str, url: str, what: str, *,
+            body: dict[str, Any] | None = None, gone: Gone | None = None,
+            error: type[StoreFetchError] = StoreFetchError
+            ) -> tuple[Any, requests.Response] | None:
+    """One JSON call to a store API, every caller's (fetches, listings, subscriptions).
+
+    None only for a 404 that `gone` recognizes as the API's own "no such resource" and that
+    was not reached through a redirect. Only GETs follow (same-origin) redirects: requests
+    turns a redirected POST into a GET. Errors are one line naming the platform and its
+    machine-readable error code, never a credential."""
     try:
-        resp = session.get(url, timeout=TIMEOUT)
+        resp = session.request(method, url, json=body, timeout=TIMEOUT,
+                               allow_redirects=method == "GET")
     except requests.TooManyRedirects:
-        raise StoreFetchError(f"{what} redirected more than {MAX_REDIRECTS} times") from None
+        raise error(f"{what} redirected more than {MAX_REDIRECTS} times") from None
     except requests.RequestException as e:
-        raise StoreFetchError(f"{what} unreachable: {type(e).__name__}") from None
+        raise error(f"{what} API unreachable: {type(e).__name__}") from None
     status = resp.status_code
     if status == 404:
         if gone is not None and not resp.history and gone(resp):
             return None
-        raise StoreFetchError(f"{what} answered 404 without its API's not-found error "
-                              "(a wrong store URL, a redirect, or the API is off)")
+        raise error(f"{what} answered 404 without its API's not-found error "
+                    "(a wrong store URL, a redirect, or the API is off)")
     if status in (401, 403):
-        raise StoreFetchError(f"{what} refused the API keys ({status})", permanent=True)
+        raise error(f"{what} refused the credentials ({status}{error_code(resp)})",
+                    permanent=True)
     if 300 <= status < 400:
-        raise StoreFetchError(f"{what} answered a redirect ({status}) that was not followed")
-    if status != 200:
-        raise StoreFetchError(f"{what} answered {status}")
+        raise error(f"{what} answered a redirect ({status}) that was not followed")
+    if not 200 <= status < 300:
+        raise error(f"{what} API answered {status}{error_code(resp)}",
+                    permanent=400 <= status < 500 and status not in RETRYABLE_4XX)
     try:
         return resp.json(), resp
     except ValueError:
-        raise StoreFetchError(f"{what} answered malformed JSON (an HTML page?)",
-                              permanent=True) from None
+        raise error(f"{what} answered malformed JSON (an HTML page?)", permanent=True) from None
+
+
+def error_code(resp: requests.Response) -> str:
+    """The platform's machine-readable error code (WooCommerce `code`, BigCommerce `title`),
+    which says e.g. that a WooCommerce key is read-only; free text is left out."""
+    data = _json_body(resp)
+    code = data.get("code") if isinstance(data, dict) else None
+    if not isinstance(code, str):
+        code = data.get("title") if isinstance(data, dict) else None
+    return f" {code[:80]}" if isinstance(code, str) and code.isprintable() else ""
+
+
+def get(session: requests.Session, url: str, what: str, *,
+        gone: Gone | None = None) -> tuple[Any, requests.Response] | None:
+    """GET JSON; None when `gone` says the resource does not exist (see `request`)."""
+    return request(session, "GET", url, what, gone=gone)
 
 
 def get_json(session: requests.Session, url: str, what: str, *,

@@ -19,11 +19,10 @@ from app.config import Settings, StoreConfig
 from app.platforms.fetch import (
     StoreFetchError,
     bigcommerce_session,
+    request,
     shopify_session,
     woocommerce_session,
 )
-
-TIMEOUT = (3.05, 20.0)
 
 
 class SubscriptionError(StoreFetchError):
@@ -107,35 +106,11 @@ def ensure(platform: Platform, *, check_only: bool = False) -> Plan:
 
 def call(session: requests.Session, method: str, url: str, what: str,
          body: dict[str, Any] | None = None) -> tuple[Any, requests.Response]:
-    """One JSON call. Errors are one line naming the platform (and the platform's error code,
-    never its credentials); redirects are not followed with credentials attached."""
-    try:
-        resp = session.request(method, url, json=body, timeout=TIMEOUT, allow_redirects=False)
-    except requests.RequestException as e:
-        raise SubscriptionError(f"{what} API unreachable: {type(e).__name__}") from None
-    if resp.status_code in (401, 403):
-        raise SubscriptionError(f"{what} refused the credentials ({resp.status_code}"
-                                f"{_code(resp)})", permanent=True)
-    if not 200 <= resp.status_code < 300:
-        raise SubscriptionError(f"{what} API answered {resp.status_code}{_code(resp)}",
-                                permanent=400 <= resp.status_code < 500)
-    try:
-        return resp.json(), resp
-    except ValueError:
-        raise SubscriptionError(f"{what} API answered malformed JSON", permanent=True) from None
-
-
-def _code(resp: requests.Response) -> str:
-    """The platform's machine-readable error code (WooCommerce `code`, BigCommerce `title`),
-    which says e.g. that a WooCommerce key is read-only; free text is left out."""
-    try:
-        data = resp.json()
-    except ValueError:
-        return ""
-    code = data.get("code") if isinstance(data, dict) else None
-    if not isinstance(code, str):
-        code = data.get("title") if isinstance(data, dict) else None
-    return f" {code[:80]}" if isinstance(code, str) and code.isprintable() else ""
+    """One JSON call (`fetch.request`: one line naming the platform and its error code, no
+    credentials, no redirect followed with them); a 404 is an error here, never "gone"."""
+    got = request(session, method, url, what, body=body, error=SubscriptionError)
+    assert got is not None  # without `gone`, a 404 raises
+    return got
 
 
 def _obj(data: Any, what: str) -> dict[str, Any]:
