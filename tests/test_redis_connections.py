@@ -6,10 +6,13 @@ certificate made here with openssl."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,31 +77,75 @@ def test_webhook_after_redis_closed_the_idle_connection(idle_redis, make_setting
     assert led["written"] == 1 and ledger_balance(led) == 0
 
 
-def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balances(settings):
-    """The connection breaks after the script ran (the answer is lost): the retry meets the
-    dedupe key, so the event is recorded once, answered as a duplicate, and the ledger
-    counts both runs."""
-    app = create_app(settings)
-    web, state = app.test_client(), app.extensions["personyze_sync"].state
-    script = state._ingest
-    body, headers = shopify_request(shopify_product(at=1))
-    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
-    conn = script._local.conn
-    real_read = conn.read_response
+class ReplyDroppingProxy:
+    """A TCP proxy in front of Redis that can lose a reply the way a dropped link does: the
+    command reaches Redis and runs, then the connection is cut before its answer arrives."""
 
-    def lose_the_answer(*a, **kw):
-        real_read(*a, **kw)  # the script ran
-        raise redis.ConnectionError("Connection closed by server.")
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.drop_replies = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    # redis-py's connection loses the reply the way a dropped link does (fault injection
-    # into the library, not into our code).
-    conn.read_response = lose_the_answer
-    body, headers = shopify_request(shopify_product(at=2))
-    resp = web.post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200 and resp.json["status"] == "duplicate"
-    assert script._local.conn is not conn  # a fresh connection
-    led = state.ledger("default")
-    assert led["received"] == 3 and led["duplicates"] == 1 and ledger_balance(led) == 0
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pump, args=(client, upstream, False),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True),
+                             daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, replies: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if replies and self.drop_replies:
+                    self.drop_replies -= 1
+                    break  # the reply is lost: cut both sides
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@needs_redis_server
+def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balances(
+        make_settings, tmp_path):
+    """The connection breaks after the script ran (the answer is lost on the wire): the retry
+    meets the delivery id the product's record keeps, so the event is recorded once, answered
+    as a duplicate, and the ledger counts both runs."""
+    server = OwnRedis(tmp_path / "proxied")
+    proxy = ReplyDroppingProxy(server.port)
+    try:
+        app = create_app(make_settings(redis_url=proxy.url))
+        web, state = app.test_client(), app.extensions["personyze_sync"].state
+        body, headers = shopify_request(shopify_product(at=1))
+        assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+        first_conn = state._ingest._local.conn
+
+        proxy.drop_replies = 1
+        body, headers = shopify_request(shopify_product(at=2))
+        resp = web.post("/webhooks/shopify", data=body, headers=headers)
+        assert resp.status_code == 200 and resp.json["status"] == "duplicate"
+        assert state._ingest._local.conn is not first_conn  # a fresh connection
+        assert proxy.drop_replies == 0  # the reply really was lost once
+        led = state.ledger("default")
+        assert led["received"] == 3 and led["duplicates"] == 1 and ledger_balance(led) == 0
+        assert state.product_state("default", "632910392")["pv"]  # the newer version pends
+    finally:
+        proxy.close()
+        server.stop()
 
 
 def test_pooled_client_retries_once_without_backoff(settings):
