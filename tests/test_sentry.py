@@ -141,6 +141,31 @@ def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, dispatcher_f
                                 base64.b64encode(b"api:" + b"B" * 40).decode()])
 
 
+def test_first_401_of_a_reconcile_listing_is_one_tagged_event(make_settings, sandbox, shop,
+                                                              receiver):
+    """A key revoked while a `--delete-missing` pass lists Personyze: the pass stops, the
+    account pauses, and Sentry hears of it once, as it does from a worker."""
+    from app.observability import init_sentry
+    from app.personyze import PersonyzeAuthError
+    from workers.reconcile import reconcile
+
+    shop.products[1] = gql_product(1)
+    settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
+                             personyze_api_key="B" * 40, auth_pause_seconds=0.2,
+                             shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url)
+    assert init_sentry(settings, "scheduler")
+    rt = runtime.build(settings)
+    for _ in range(2):  # the second pass meets the same pause: no second event
+        with pytest.raises(PersonyzeAuthError):
+            reconcile(rt, "default", delete_missing=True)
+    sentry_sdk.flush(5)
+    auth = by_failure(receiver, "personyze-auth")
+    assert len(auth) == 1 and auth[0]["tags"]["store"] == "default"
+    assert auth[0]["tags"]["error_type"] == "PersonyzeAuthError"
+    assert_no_secret(receiver, ["B" * 40, base64.b64encode(b"api:" + b"B" * 40).decode(),
+                                SHOPIFY_TOKEN])
+
+
 def test_subscription_failure_report(make_settings, receiver):
     from app.observability import init_sentry, report_subscription_failure
 

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import structlog
 
-from app.config import Settings
+from app.config import Settings, StoreConfig
 from app.core.ratelimit import AccountLimiter, backoff
 from app.personyze import (
     PersonyzeAuthError,
@@ -43,6 +43,9 @@ class PacedReads:
     max_attempts: int = 5
     """Tries of one request that fail with a 500 or a network error."""
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    on_first_auth_failure: Callable[[float], None] | None = field(default=None, repr=False)
+    """Called with the pause when a read's 401 starts a pause (the first of it, as for a
+    worker's 401): the store's Sentry report."""
 
     def __call__(self, fetch: Callable[[], T]) -> T:
         waited = 0.0
@@ -67,7 +70,9 @@ class PacedReads:
                                                   self.backoff_max)
                 log.warning("personyze_read_paused", seconds=paused)
             except PersonyzeAuthError:
-                self.limiter.auth_failed(self.auth_pause)
+                paused, first = self.limiter.auth_failed(self.auth_pause)
+                if first and self.on_first_auth_failure is not None:
+                    self.on_first_auth_failure(paused)
                 raise
             except (PersonyzeServerError, PersonyzeTransportError) as e:
                 failures += 1
@@ -78,7 +83,16 @@ class PacedReads:
                 self.sleep(delay)
 
 
-def paced_reads(limiter: AccountLimiter, settings: Settings) -> PacedReads:
-    """PacedReads with the retry and pause settings the workers use."""
+def paced_reads(limiter: AccountLimiter, settings: Settings,
+                store: StoreConfig | None = None) -> PacedReads:
+    """PacedReads with the retry and pause settings the workers use; with `store`, the first
+    401 of a pause is reported to Sentry as a worker's is."""
+    report = None
+    if store is not None:
+        from app.observability import report_auth_failure
+
+        def report(paused: float) -> None:
+            report_auth_failure(store, paused)
+
     return PacedReads(limiter, settings.backoff_base_seconds, settings.backoff_max_seconds,
-                      settings.auth_pause_seconds)
+                      settings.auth_pause_seconds, on_first_auth_failure=report)

@@ -110,7 +110,7 @@ def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str],
     see `PersonyzeClient.iter_all`. Every page waits for the account's shared rate limit
     and honours its pause (workers/reads.py)."""
     limiter = AccountLimiter(rt.redis, rt.state.keys, store.personyze)
-    pace = paced_reads(limiter, rt.settings)
+    pace = paced_reads(limiter, rt.settings, store)
     run = uuid.uuid4().hex
     deleted = 0
     with store.personyze.client() as client:
