@@ -34,6 +34,9 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/listing.py
+	$(BIN)/python bench/shopify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -48,8 +48,24 @@ def tree_state() -> str:
         return "unknown"
 
 
+_own_redis: list[str] = []
+
+
 def redis_url() -> str:
-    base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    """REDIS_URL when set; else a redis-server this run starts on a free port and stops at
+    exit, so a benchmark never writes to a Redis it was not pointed at (a developer's 6379
+    may hold real data), and server-wide counters (INFO memory, commandstats) are its own."""
+    base = os.environ.get("REDIS_URL")
+    if not base:
+        if not _own_redis:
+            import tempfile
+
+            from tests.conftest import OwnRedis
+
+            server = OwnRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
+            at_exit(server.stop)
+            _own_redis.append(server.url)
+        base = _own_redis[0]
     return base.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 
 

@@ -16,7 +16,8 @@ and the CPUs used by anything else on the machine meanwhile (other jobs, kernel:
                                      [--worker-class sync] [--workers N] [--threads 1]
 
 Targets (issue): app/bare >= 0.6 and p99 <= 15 ms at 16 connections.
-Needs `wrk` (apt-get install -y wrk) and Redis (database 13, keys of this run deleted after).
+Needs `wrk` (apt-get install -y wrk). Redis: REDIS_URL if set, else a redis-server of its own
+on a free port (bench/_common.py); keys of this run are deleted after.
 """
 
 from __future__ import annotations

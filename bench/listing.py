@@ -8,7 +8,7 @@
 
     .venv/bin/python bench/listing.py [--rows 10000] [--rate 20]
 
-Redis database 13 of REDIS_URL; every key of the run is deleted at the end.
+Redis: REDIS_URL if set, else a redis-server of its own; every key of the run is deleted.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ encoded. Compare two designs by running this file from each checkout against the
 
     .venv/bin/python bench/memory.py [--products 50000] [--deliveries 100000]
 
-Use a Redis of its own (REDIS_URL; database PERSONYZE_SYNC_BENCH_DB, 13 by default): other
-clients' writes would count in used_memory. Every key of the run is deleted at the end.
+Without REDIS_URL it starts a redis-server of its own (bench/_common.py): other clients'
+writes would count in used_memory. Every key of the run is deleted at the end.
 """
 
 from __future__ import annotations

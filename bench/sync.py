@@ -12,14 +12,14 @@ with the product it carries: the sandbox's request_log entry is recorded togethe
   (iv)  slow Personyze: the workers, not the limit, are the bottleneck (sandbox latency
         250 ms, limit 100/s, one worker of concurrency 4, 1500 new products at once): the
         Celery queue's peak, what it still holds when every product is synced, messages
-        published per write (LPUSH calls in INFO commandstats: use a Redis of its own), and
+        published per write (LPUSH calls in INFO commandstats), and
         the sync time.
 
     .venv/bin/python bench/sync.py [--quick] [--only i,ii,iii,iv]
 
 Targets (issue): p50 <= 50 ms and p99 <= 500 ms unthrottled; >= 0.95 of the limit saturated;
 (iv) queue peak <= 100, <= 20 messages left, <= 1.1 messages per write (issue 9).
-Redis database 13; every key of the run is deleted at the end.
+Redis: REDIS_URL if set, else a redis-server of its own; every key of the run is deleted.
 """
 
 from __future__ import annotations
