@@ -264,3 +264,29 @@ def woo_rt(make_settings, sandbox, woo):
     return runtime.build(make_settings(
         personyze_base_url=sandbox.url, woocommerce_url=woo.url,
         woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET))
+
+
+@pytest.fixture
+def bc():
+    """A fake BigCommerce catalog API (tests/fake_stores.py), real HTTP."""
+    from tests.fake_stores import fake_bigcommerce
+
+    b = fake_bigcommerce()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def bc_rt(make_settings, sandbox, bc):
+    """Builds a runtime whose store reads BigCommerce's catalog API (the fake) and writes to
+    the sandbox; keyword arguments are further settings."""
+    from app import runtime
+    from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, BC_TOKEN
+
+    def build(**extra):
+        return runtime.build(make_settings(
+            personyze_base_url=sandbox.url, bigcommerce_store_hash=BC_HASH,
+            bigcommerce_access_token=BC_TOKEN, bigcommerce_client_secret=BC_CLIENT_SECRET,
+            bigcommerce_api_url=bc.url, **extra))
+
+    return build

@@ -154,6 +154,9 @@ def fake_woo(path: str = "") -> FakeStoreAPI:
                         not_found=WOO_NOT_FOUND, no_route=WOO_NO_ROUTE)
 
 
+BC_CLIENT_SECRET = "bc-client-secret"  # the app's client secret, signing its webhooks
+
+
 def fake_bigcommerce() -> FakeStoreAPI:
     api = FakeStoreAPI(f"/stores/{BC_HASH}/v3/catalog/products/", "X-Auth-Token", BC_TOKEN,
                        wrap=True, list_style="bigcommerce", not_found=BC_NOT_FOUND)

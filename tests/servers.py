@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,51 @@ import requests
 from app.core.redisconn import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def syncing(rt, concurrency: int = 4, dispatcher: bool = True):
+    """The sync side for `rt` while the block runs: a real Celery worker (threads pool) on its
+    queue and, unless `dispatcher` is False, the scheduler's dispatcher loop (yielded: its
+    `woken` counts the wake-ups it published)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.celery_app import make_celery
+    from workers.dispatch import Dispatcher
+
+    celery = make_celery(rt)
+    d = Dispatcher(rt, celery)
+    loop = threading.Thread(target=d.run, daemon=True)
+    if dispatcher:
+        loop.start()
+    try:
+        with start_worker(celery, pool="threads", concurrency=concurrency,
+                          perform_ping_check=False, shutdown_timeout=15, loglevel="WARNING"):
+            yield d
+    finally:
+        d.stop()
+        if dispatcher:
+            loop.join(10)
+
+
+@contextlib.contextmanager
+def peak(measure, interval: float = 0.005):
+    """The largest value `measure()` gave while the block ran, sampled in a thread; read it
+    as `got[0]` after the block."""
+    got, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            got[0] = max(got[0], measure())
+            done.wait(interval)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        yield got
+    finally:
+        done.set()
+        t.join(5)
 
 
 def settings_env(settings) -> dict[str, str]:

@@ -4,14 +4,13 @@ grow with deliveries. Real Redis, real Celery workers, the sandbox over HTTP."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from app import create_app, runtime
 from app.core.state import ledger_balance
-from tests.servers import eventually
+from tests.servers import eventually, peak, syncing
 from tests.support import shopify_product, shopify_request
 from workers.celery_app import make_celery
 from workers.dispatch import Dispatcher
@@ -36,8 +35,6 @@ def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, 
     holds more than WAKE_QUEUE_MAX messages, and every product is written with about one
     message each (before the fix the dispatcher published by tokens and re-woke every key
     still queued after the grace: thousands of messages for a backlog of hundreds)."""
-    from celery.contrib.testing.worker import start_worker
-
     cap, n = 8, 150
     settings = make_settings(personyze_base_url=sandbox.url, personyze_rate_limit=1000,
                              wake_queue_max=cap, wake_grace_seconds=1.0)
@@ -46,30 +43,11 @@ def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, 
     web = create_app(settings).test_client()
     for pid in range(1, n + 1):
         send(web, shopify_product(pid=pid, at=1))
-    celery = make_celery(rt)
-    d = Dispatcher(rt, celery)
-    peak, done = [0], threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], r.llen(settings.sync_queue))
-            time.sleep(0.005)
-
-    threads = [threading.Thread(target=d.run, daemon=True), threading.Thread(target=watch)]
-    for t in threads:
-        t.start()
-    try:
-        with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
-                          shutdown_timeout=15, loglevel="WARNING"):
-            led = eventually(lambda: settled(rt), timeout=120)
-    finally:
-        d.stop()
-        done.set()
-        for t in threads:
-            t.join(5)
+    with peak(lambda: r.llen(settings.sync_queue)) as queued, syncing(rt) as d:
+        led = eventually(lambda: settled(rt), timeout=120)
     assert len(sandbox.rows("products")) == n
     assert led["written"] == n and ledger_balance(led) == 0
-    assert 0 < peak[0] <= cap
+    assert 0 < queued[0] <= cap
     # a few extra wake-ups are allowed (a wake-up held in a worker's prefetch past the grace)
     assert d.woken <= 1.2 * n, d.woken
     assert r.llen(settings.sync_queue) == 0 and rt.state.woken_count("default") == 0

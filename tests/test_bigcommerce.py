@@ -9,27 +9,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app import create_app, runtime
+from app import create_app
 from app.core.state import ledger_balance
-from tests.fake_stores import BC_HASH, BC_TOKEN, fake_bigcommerce
+from tests.fake_stores import BC_CLIENT_SECRET as CLIENT_SECRET
+from tests.fake_stores import BC_HASH
 from workers.sync import Syncer
 
-CLIENT_SECRET = "bc-client-secret"
-
 
 @pytest.fixture
-def bc():
-    b = fake_bigcommerce()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def rt(make_settings, sandbox, bc):
-    return runtime.build(make_settings(
-        personyze_base_url=sandbox.url, bigcommerce_store_hash=BC_HASH,
-        bigcommerce_access_token=BC_TOKEN, bigcommerce_client_secret=CLIENT_SECRET,
-        bigcommerce_api_url=bc.url, storefront_domain="shop.example.com"))
+def rt(bc_rt):
+    return bc_rt(storefront_domain="shop.example.com")
 
 
 def deliver(rt, scope, pid, *, secret=CLIENT_SECRET, digest=None, producer=f"stores/{BC_HASH}"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from tests.fake_stores import (
     fake_bigcommerce,
     fake_woo,
 )
-from tests.servers import ROOT, settings_env
+from tests.servers import ROOT, eventually, peak, settings_env, syncing
 from tests.support import shopify_product, shopify_request, woo_product
 from workers.reconcile import reconcile, run_periodic
 from workers.sync import Syncer
@@ -175,43 +174,14 @@ def test_backfill_stops_when_the_backlog_does_not_drain(make_settings, sandbox, 
 
 def test_backfill_waits_for_the_workers_and_syncs_everything(make_settings, sandbox, shop):
     """With workers: the whole catalog is written, and the backlog never passed the bound."""
-    from workers.celery_app import make_celery
-
     _many(shop, 200)
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
                                      shopify_admin_token=SHOPIFY_TOKEN,
                                      shopify_admin_api_url=shop.url, resync_max_backlog=50))
-    peak = [0]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], rt.state.due_count("default"))
-            done.wait(0.01)
-
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.dispatch import Dispatcher
-
-    celery = make_celery(rt)
-    d = Dispatcher(rt, celery)
-    threads = [threading.Thread(target=d.run, daemon=True), threading.Thread(target=watch)]
-    for t in threads:
-        t.start()
-    try:
-        with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
-                          shutdown_timeout=15, loglevel="WARNING"):
-            counts = reconcile(rt, "default")
-            deadline = time.time() + 60
-            while rt.state.ledger("default")["written"] < 200:
-                assert time.time() < deadline, rt.state.ledger("default")
-                time.sleep(0.1)
-    finally:
-        d.stop()
-        done.set()
-        for t in threads:
-            t.join(10)
+    with peak(lambda: rt.state.due_count("default")) as backlog, syncing(rt):
+        counts = reconcile(rt, "default")
+        eventually(lambda: rt.state.ledger("default")["written"] == 200, timeout=60)
     assert counts["listed"] == 200
-    assert 0 < peak[0] < 55
+    assert 0 < backlog[0] < 55
     assert len(sandbox.rows("products")) == 200
     assert ledger_balance(rt.state.ledger("default")) == 0

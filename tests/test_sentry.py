@@ -115,19 +115,13 @@ def bad_key_settings(make_settings, sandbox, receiver):
                          admin_token=ADMIN)
 
 
-def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, dispatcher_factory,
-                                                  receiver, sandbox):
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.celery_app import make_celery
+def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, receiver, sandbox):
+    from tests.servers import syncing
 
     rt = runtime.build(bad_key_settings)
     web = create_app(rt.settings).test_client()
     sent = [post(web, pid) for pid in (10, 11, 12)]
-    app = make_celery(rt)
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
-                      shutdown_timeout=15, loglevel="WARNING"):
-        dispatcher_factory(rt)
+    with syncing(rt, concurrency=2):
         eventually(lambda: sum(e.status == 401 for e in sandbox.request_log) >= 3)
     sentry_sdk.flush(5)
     auth = by_failure(receiver, "personyze-auth")

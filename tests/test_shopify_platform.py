@@ -261,19 +261,12 @@ def test_throttled_sync_is_retried_later_without_using_the_budget(shop_rt, shop,
     assert shop.answers == ["throttled", "ok"]
 
 
-def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox,
-                                                         dispatcher_factory):
+def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox):
     """webhook -> Redis -> dispatcher -> real Celery worker -> GraphQL -> sandbox row."""
-    from celery.contrib.testing.worker import start_worker
-
-    from tests.servers import eventually
-    from workers.celery_app import make_celery
+    from tests.servers import eventually, syncing
 
     shop.products[788032119674292922] = t_shirt_node(qty=0, policy="CONTINUE")
-    celery = make_celery(shop_rt)
-    with start_worker(celery, pool="threads", concurrency=2, perform_ping_check=False,
-                      shutdown_timeout=15, loglevel="WARNING"):
-        dispatcher_factory(shop_rt)
+    with syncing(shop_rt, concurrency=2):
         p = fixture("products_create_2025-10_example_t_shirt.json")
         deliver(create_app(shop_rt.settings), p)
         rows = eventually(lambda: sandbox.rows("products"))

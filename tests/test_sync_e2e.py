@@ -205,15 +205,13 @@ def test_all_workers_killed_and_queue_purged_sweeper_finishes(make_settings, san
 
 def test_wake_from_web_mode(make_settings, sandbox):
     """WAKE_FROM_WEB: the web process publishes the wake-up itself; no dispatcher needed."""
-    from celery.contrib.testing.worker import start_worker
-
     from app import runtime
-    from workers.celery_app import make_celery
+    from tests.servers import syncing
 
     settings = make_settings(personyze_base_url=sandbox.url, wake_from_web=True)
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
-    with start_worker(make_celery(rt), pool="threads", concurrency=2, perform_ping_check=False):
+    with syncing(rt, concurrency=2, dispatcher=False):
         assert send(web, shopify_product(at=1)) == "accepted_wake"
         led = eventually(lambda: settled(rt))
     assert led["written"] == 1 and sandbox.rows("products")[0]["internal_id"] == PID

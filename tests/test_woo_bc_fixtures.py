@@ -16,13 +16,12 @@ import pytest
 
 from app import create_app, runtime
 from app.core.state import ledger_balance
-from tests.fake_stores import BC_HASH, BC_TOKEN, KEY, SECRET, fake_bigcommerce, fake_woo
+from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, KEY, SECRET, fake_woo
 from tests.support import woo_request
 from workers.reconcile import reconcile
 from workers.sync import Syncer
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BC_CLIENT_SECRET = "bc-client-secret"
 
 
 def fixture(name: str) -> Any:
@@ -211,20 +210,6 @@ def test_reconcile_prices_variable_products_from_their_variations(make_settings,
 
 # -- BigCommerce ----------------------------------------------------------------------------
 
-@pytest.fixture
-def bc():
-    b = fake_bigcommerce()
-    yield b
-    b.stop()
-
-
-def bc_rt(make_settings, sandbox, bc, **extra):
-    return runtime.build(make_settings(
-        personyze_base_url=sandbox.url, bigcommerce_store_hash=BC_HASH,
-        bigcommerce_access_token=BC_TOKEN, bigcommerce_client_secret=BC_CLIENT_SECRET,
-        bigcommerce_api_url=bc.url, **extra))
-
-
 def deliver_bc(rt, payload: dict[str, Any]):
     """Signed as BigCommerce's docs show: Standard Webhooks with base64(client_secret)."""
     from standardwebhooks.webhooks import Webhook
@@ -249,9 +234,9 @@ def serve_bc(bc) -> None:
     assert bc.store_info == fixture("bigcommerce/store_information.json")
 
 
-def test_docs_webhooks_fetch_the_product_column_by_column(make_settings, sandbox, bc):
+def test_docs_webhooks_fetch_the_product_column_by_column(bc_rt, sandbox, bc):
     serve_bc(bc)
-    rt = bc_rt(make_settings, sandbox, bc)  # a Shopify domain is configured (conftest)
+    rt = bc_rt()  # a Shopify domain is configured (conftest)
     updated = fixture("bigcommerce/store_product_updated.json")
     updated["data"]["id"] = 192
     resp = deliver_bc(rt, updated)
@@ -274,10 +259,10 @@ def test_docs_webhooks_fetch_the_product_column_by_column(make_settings, sandbox
     }  # sku "" is not sent; never the configured Shopify shop's domain
 
 
-def test_docs_created_and_deleted_webhooks(make_settings, sandbox, bc):
+def test_docs_created_and_deleted_webhooks(bc_rt, sandbox, bc):
     serve_bc(bc)
     bc.products[205] = dict(bc.products[192], id=205)
-    rt = bc_rt(make_settings, sandbox, bc)
+    rt = bc_rt()
     assert deliver_bc(rt, fixture("bigcommerce/store_product_created.json")).json["status"] \
         == "accepted_wake"
     assert sync_all(rt) == ["written"]
@@ -290,9 +275,9 @@ def test_docs_created_and_deleted_webhooks(make_settings, sandbox, bc):
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_docs_product_without_sale_or_tracking(make_settings, sandbox, bc):
+def test_docs_product_without_sale_or_tracking(bc_rt, sandbox, bc):
     bc.products[174] = fixture("bigcommerce/product_174.json")["data"]
-    rt = bc_rt(make_settings, sandbox, bc, storefront_domain="shop.example.com")
+    rt = bc_rt(storefront_domain="shop.example.com")
     deliver_bc(rt, updated_webhook(174, "h174"))
     assert sync_all(rt) == ["written"]
     row = the_row(sandbox)
@@ -308,10 +293,10 @@ def test_docs_product_without_sale_or_tracking(make_settings, sandbox, bc):
     assert not any("/v2/store" in r for r in bc.requests)  # not needed with STOREFRONT_DOMAIN
 
 
-def test_store_information_is_read_once_per_process(make_settings, sandbox, bc):
+def test_store_information_is_read_once_per_process(bc_rt, sandbox, bc):
     serve_bc(bc)
     bc.products[193] = dict(bc.products[192], id=193, custom_url={"url": "/other/"})
-    rt = bc_rt(make_settings, sandbox, bc)
+    rt = bc_rt()
     for pid in (192, 193):
         deliver_bc(rt, updated_webhook(pid, f"h{pid}"))
     assert sync_all(rt) == ["written", "written"]
@@ -320,30 +305,30 @@ def test_store_information_is_read_once_per_process(make_settings, sandbox, bc):
     assert sum(r.endswith("/v2/store") for r in bc.requests) == 1
 
 
-def test_without_the_information_scope_rows_have_no_guide_url(make_settings, sandbox, bc):
+def test_without_the_information_scope_rows_have_no_guide_url(bc_rt, sandbox, bc):
     """Never another platform's domain: a token that may not read the store information
     (403) writes rows without guide_url, although a Shopify shop domain is configured."""
     serve_bc(bc)
     bc.path_status[f"/stores/{BC_HASH}/v2/store"] = 403
-    rt = bc_rt(make_settings, sandbox, bc)
+    rt = bc_rt()
     deliver_bc(rt, updated_webhook(192, "h1"))
     assert sync_all(rt) == ["written"]
     assert "guide_url" not in the_row(sandbox)
 
 
-def test_store_information_outage_is_retried(make_settings, sandbox, bc):
+def test_store_information_outage_is_retried(bc_rt, sandbox, bc):
     serve_bc(bc)
     bc.path_status[f"/stores/{BC_HASH}/v2/store"] = 502
-    rt = bc_rt(make_settings, sandbox, bc)
+    rt = bc_rt()
     deliver_bc(rt, updated_webhook(192, "h1"))
     assert sync_all(rt) == ["retry"]  # not written without its URL, not dead either
     assert sandbox.rows("products") == []
 
 
-def test_reconcile_lists_bigcommerce_with_the_store_url(make_settings, sandbox, bc):
+def test_reconcile_lists_bigcommerce_with_the_store_url(bc_rt, sandbox, bc):
     serve_bc(bc)
     bc.products[192]["date_modified"] = "2026-01-01T00:00:00+00:00"
-    rt = bc_rt(make_settings, sandbox, bc)
+    rt = bc_rt()
     assert reconcile(rt, "default")["listed"] == 1
     assert sync_all(rt) == ["written"]
     assert the_row(sandbox)["guide_url"] == "https://my-awesome.store/smith-journal-13/"
