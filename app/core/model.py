@@ -94,6 +94,9 @@ class Event:
     kind: Kind
     dedupe_key: str
     product: Product | None = None
+    # A delete without a time of its own (WooCommerce): recorded just after the newest version
+    # Redis holds for the product, inside the ingest step (docs/design.md, Security).
+    settle: bool = False
 
 
 def product_id(value: Any, what: str = "id", *, numeric: bool = False) -> str:

@@ -219,6 +219,7 @@ class State:
                 ev.product_id,
                 ev.store,
                 self.kick_flag,
+                "1" if ev.settle else "0",
             ],
         )
         return Recorded(int(res))

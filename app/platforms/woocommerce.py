@@ -3,7 +3,6 @@ product payloads as the REST API v3 shapes them."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -62,14 +61,19 @@ class WooCommerce(HmacPlatform):
         pid = product_id(payload.get("id"), numeric=True)
         source = self.origin(headers)
         if topic == "product.deleted":
-            # Only {"id"} and no timestamp (anything more is a replayed body: refused). Its
-            # version is settled against what we know of the product (`delete_after`) just
-            # before it is recorded; the arrival time stands in until then. Delivery-ID
-            # changes on every send, so the product and the arrival second make the dedupe key.
+            # Only {"id"} and no timestamp (anything more is a replayed body: refused).
+            # WooCommerce versions updates by `date_modified_gmt` (the store's clock, whole
+            # seconds), so the arrival time (our clock, late by the delivery queue's lag)
+            # would outrank a restore made before the delete reached us, and a forged delete
+            # would freeze the product for the rest of that second. So the ingest step ranks
+            # it just after the newest version it holds: above everything in that second,
+            # below any later-second change (`settle`); with nothing known, arrival time
+            # orders it. Delivery-ID changes on every send, so the product and the arrival
+            # second make the dedupe key.
             refuse_replayed_delete(payload)
             dedupe = f"woo|{source}|{pid}|deleted|{int(now)}"
             return Event(store.id, self.name, topic, pid, int(now * 1_000_000), "delete",
-                         dedupe)
+                         dedupe, settle=True)
         modified = payload.get("date_modified_gmt")
         version = parse_time(modified, "date_modified_gmt")
         dedupe = f"woo|{source}|{pid}|{modified}"
@@ -90,24 +94,6 @@ class WooCommerce(HmacPlatform):
                          dedupe)
         return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
                      normalize(payload, pid))
-
-    # A delete's version depends on the product's known version (read from Redis by the
-    # webhook path before recording).
-    settles_deletes = True
-
-    @staticmethod
-    def delete_after(ev: Event, known: int | None) -> Event:
-        """WooCommerce versions updates by `date_modified_gmt` (the store's clock, whole
-        seconds) and sends deletes bare, so the arrival time (our clock, late by the delivery
-        queue's lag) would outrank a restore made before the delete reached us, and a
-        forged delete would freeze the product for the rest of that second. Instead a delete
-        ranks just after the newest version we hold: above everything in that second, below
-        any change the store makes in a later second, whatever the clocks' skew or the lag.
-        With nothing known, arrival time orders it (docs/design.md, Security)."""
-        if known is None:
-            return ev
-        version = max(known + 1, known - known % 1_000_000 + 999_999)
-        return dataclasses.replace(ev, version=version)
 
 
 def needs_variations(p: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from app.core.model import BadPayload, Event
+from app.core.model import BadPayload
 from app.core.state import Recorded
 from app.platforms.base import Adapter, Ignore
 from app.platforms.bigcommerce import BigCommerce
@@ -134,8 +134,6 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Ans
         if isinstance(result, Ignore):
             rt.state.ignore(store.id)
             return _answer(200, "ignored", platform)
-        if result.kind == "delete" and getattr(adapter, "settles_deletes", False):
-            result = adapter.delete_after(result, known_version(rt.state, result))
         recorded = rt.state.record(result, now, keep_raw=bool(store.mapping.add))
     except TypeError:  # orjson.JSONEncodeError: nesting orjson.loads took but dumps refuses
         return _answer(400, "bad_request", platform, "payload nested too deeply")
@@ -145,13 +143,6 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Ans
     if recorded is Recorded.ACCEPTED_WAKE and rt.settings.wake_from_web:
         wake(rt, store.id, result.product_id)
     return _answer(200, recorded.name.lower(), platform)
-
-
-def known_version(state, ev: Event) -> int | None:
-    """The newest version Redis holds for the event's product (pending, synced or dead)."""
-    st = state.product_state(ev.store, ev.product_id)
-    known = [int(st[f]) for f in ("pv", "sv", "dv") if st.get(f)]
-    return max(known) if known else None
 
 
 def wake(rt, store: str, pid: str) -> None:

@@ -3,7 +3,8 @@
 --       7 woken zset, 8 cooldown key
 -- ARGV: 1 delivery digest, 2 version (int us), 3 kind u|d|r, 4 doc, 5 received_at,
 --       6 1: the caller publishes the wake-up (WAKE_FROM_WEB), 7 product id, 8 store id,
---       9 kick? 1|0
+--       9 kick? 1|0, 10 settle? 1|0: a delete without a time of its own ranks just after
+--       the newest version held (docs/design.md, Security); ARGV 2 stands in when none is
 -- The product's record remembers its latest deliveries: a repeat of one of them is a
 -- duplicate; an older one is told by its version (stale). A product written less than the
 -- cooldown ago is due when the cooldown ends (burst coalescing). A key whose wake-up message
@@ -21,6 +22,12 @@ local version = tonumber(ARGV[2])
 -- 'sv' in the pending hash: a synced version from before the bucketed records (migrate)
 local cur = redis.call('HMGET', KEYS[2], 'pv', 'dv', 'sv')
 local pv, dv, old_sv = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3])
+if ARGV[10] == '1' then
+  local known = math.max(pv or 0, sv or 0, dv or 0, old_sv or 0)
+  if known > 0 then
+    version = math.max(known + 1, known - known % 1000000 + 999999)
+  end
+end
 if (pv and version <= pv) or (sv and version <= sv) or (dv and version <= dv)
     or (old_sv and version <= old_sv) then
   redis.call('HINCRBY', ledger, 'stale', 1)
@@ -38,7 +45,8 @@ if dv then
     redis.call('HINCRBY', ledger, 'coalesced', 1)
   end
 end
-redis.call('HSET', KEYS[2], 'pv', ARGV[2], 'pk', ARGV[3], 'pd', ARGV[4], 'pt', ARGV[5])
+redis.call('HSET', KEYS[2], 'pv', string.format('%.0f', version), 'pk', ARGV[3], 'pd', ARGV[4],
+  'pt', ARGV[5])
 if pv then
   -- a new version gets a fresh retry budget (only a pending key can have used some)
   redis.call('HDEL', KEYS[2], 'att', 'ff', 'errs')
