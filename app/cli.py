@@ -38,7 +38,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.offline:
         from app.core import redisconn
 
-        if settings.redis_url and not redisconn.answers(settings.redis_url, timeout=3):
+        if settings.redis_url and not redisconn.answers(settings.redis_url, timeout=3,
+                                                         tls_verify=settings.redis_tls_verify):
             problems.append(f"REDIS_URL {redisconn.describe(settings.redis_url)} does not answer")
         if not problems:
             problems += _check_accounts(settings)

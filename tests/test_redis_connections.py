@@ -151,7 +151,7 @@ def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balance
 def test_pooled_client_retries_once_without_backoff(settings):
     """redis-py 6+ retries 10 times with up to 10 s backoff by default: a webhook would hang
     far past the sender's timeout while Redis is down instead of answering 503."""
-    r = redisconn.client(settings.redis_url)
+    r = redisconn.client(settings.redis_url, True)
     retry = r.connection_pool.connection_kwargs["retry"]
     assert retry._retries == 1
     assert retry._supported_errors == (redis.ConnectionError,)
@@ -193,7 +193,7 @@ def tls_redis(tmp_path):
 def test_rediss_verifies_the_certificate_by_default(tls_redis, make_settings):
     url, _ = tls_redis
     with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
-        redisconn.client(url).ping()
+        redisconn.client(url, True).ping()
     settings = make_settings(redis_url=url)
     assert settings.redis_tls_verify is True
     with pytest.raises(redis.ConnectionError):
@@ -215,8 +215,26 @@ def test_rediss_opt_out_for_self_signed_certificates(tls_redis, make_settings):
     with make_celery(rt).connection_for_write() as conn:
         conn.ensure_connection(max_retries=1)
     verifying = runtime.build(make_settings(redis_url=url))
-    with make_celery(verifying).connection_for_write() as conn, pytest.raises(Exception):  # noqa: B017
+    with make_celery(verifying).connection_for_write() as conn, \
+            pytest.raises(Exception, match="certificate verify failed"):
         conn.ensure_connection(max_retries=0)
+
+
+def test_rediss_opt_out_reaches_a_separate_broker_and_the_release_check(
+        tls_redis, make_settings, redis_url):
+    """A separate `rediss://` BROKER_URL: the dispatcher's queue reads use the opt-out too
+    (without it every tick fails and nothing is woken), and so does `check`'s PING."""
+    from workers.celery_app import make_celery
+    from workers.dispatch import Dispatcher
+
+    url, _ = tls_redis
+    rt = runtime.build(make_settings(redis_url=redis_url, broker_url=url,
+                                     redis_tls_verify=False))
+    d = Dispatcher(rt, make_celery(rt))
+    assert d.broker is not rt.redis and d.broker.ping()
+    assert d.tick() >= 0  # reads the broker queue's length over TLS
+    assert redisconn.answers(url, tls_verify=False)
+    assert not redisconn.answers(url)
 
 
 def test_rediss_with_a_trusted_certificate_connects(tls_redis):
@@ -226,9 +244,9 @@ def test_rediss_with_a_trusted_certificate_connects(tls_redis):
     url, cert = tls_redis
     by_ip = url.replace("localhost", "127.0.0.1")  # the certificate names localhost only
     code = ("from app.core import redisconn; import redis, sys\n"
-            f"assert redisconn.client({url!r}).ping()\n"
+            f"assert redisconn.client({url!r}, True).ping()\n"
             "try:\n"
-            f"    redisconn.client({by_ip!r}).ping()\n"
+            f"    redisconn.client({by_ip!r}, True).ping()\n"
             "except redis.ConnectionError as e:\n"
             "    sys.exit(0 if 'match' in str(e) or 'mismatch' in str(e) else 3)\n"
             "sys.exit(4)  # a certificate for another host was accepted\n")

@@ -27,7 +27,7 @@ def retry_once() -> Retry:
 
 
 @lru_cache(maxsize=8)
-def client(url: str, tls_verify: bool = True) -> redis.Redis:
+def client(url: str, tls_verify: bool) -> redis.Redis:
     """Pooled client. Idle connections are PINGed before use after `health_check_interval`
     and a dropped one is reconnected and the command retried once. A script that ran before
     its answer was lost is safe to run again: lease tokens refuse the second run of a
@@ -53,10 +53,13 @@ def tls_options(verify: bool) -> dict[str, Any]:
     return {"ssl_cert_reqs": ssl.CERT_NONE, "ssl_check_hostname": False}
 
 
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """Whether a Redis server answers PING at `url` (used to pick test and dev Redis)."""
+def answers(url: str, timeout: float = 0.5, tls_verify: bool = True) -> bool:
+    """Whether a Redis server answers PING at `url` (the release check; picking dev Redis)."""
+    kwargs: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if url.startswith("rediss://"):
+        kwargs.update(tls_options(tls_verify))
     try:
-        r = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        r = redis.Redis.from_url(url, **kwargs)
         ok = bool(r.ping())
         r.close()
         return ok
