@@ -158,8 +158,6 @@ class StoreConfig(BaseModel):
     def _domains(self) -> StoreConfig:
         if self.shopify_shop_domain:
             self.shopify_shop_domain = self.shopify_shop_domain.strip().lower()
-        if self.woocommerce_url:
-            self.woocommerce_url = normalize_source_url(self.woocommerce_url)
         return self
 
     @field_validator("woocommerce_url")
@@ -297,7 +295,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
-    dedupe_ttl_seconds: int = Field(default=48 * 3600, gt=0)
     wake_grace_seconds: float = Field(default=10.0, gt=0)
     # Longer than a task may run (TASK_TIME_LIMIT_SECONDS), so a slow call never outlives its
     # lease and meets a second worker writing the same product (checked below).

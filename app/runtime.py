@@ -58,8 +58,6 @@ def build(settings: Settings | None = None) -> Runtime:
     state = State(
         r,
         settings.key_prefix,
-        dedupe_ttl=settings.dedupe_ttl_seconds,
-        wake_grace=settings.wake_grace_seconds,
         wake_from_web=settings.wake_from_web,
         cooldown=settings.product_cooldown_seconds,
     )

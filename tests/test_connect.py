@@ -316,7 +316,7 @@ def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, 
     def both_passed() -> bool:
         text = sorted(log.read_text() for log in logs)
         return (any("subscriptions_repaired" in t for t in text)
-                and any("subscriptions_checked_elsewhere" in t for t in text))
+                and any("subscriptions_done_elsewhere" in t for t in text))
 
     try:
         eventually(lambda: "PRODUCTS_DELETE" in ours(s, su)

@@ -179,3 +179,14 @@ def test_two_changes_in_one_second_are_ordered_by_triggered_at(client, state):
 def test_future_dated_updates_are_refused(client):
     resp = post(client, shopify_product(updated_at="2099-01-01T00:00:00Z"))
     assert resp.status_code == 400 and "future" in resp.json["error"]
+
+
+def test_a_pending_doc_with_fields_this_version_does_not_know_still_reads(client, state):
+    """Rolling deploy: a newer web process may write fields an older worker does not know."""
+    import orjson
+
+    post(client, shopify_product(at=1))
+    key = state.keys.product("default", "632910392")
+    doc = orjson.loads(state.r.hget(key, "pd"))
+    doc["a_field_of_a_later_version"] = {"x": 1}
+    assert Product.from_json(orjson.dumps(doc)).title == "IPod Nano"

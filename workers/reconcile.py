@@ -8,14 +8,12 @@ deleted (opt-in: the Personyze catalog may hold rows from other sources)."""
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-import redis
 import structlog
 
 from app.config import StoreConfig
@@ -24,6 +22,7 @@ from app.core.ratelimit import AccountLimiter
 from app.observability import reconcile_monitor
 from app.platforms.catalog import has_catalog_api, store_products
 from app.runtime import Runtime
+from workers.periodic import every_interval
 from workers.reads import paced_reads
 
 log = structlog.get_logger(__name__)
@@ -126,24 +125,14 @@ def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str],
 
 
 def run_periodic(rt: Runtime, stop: threading.Event) -> None:
-    """The scheduler's reconciliation loop: every RECONCILE_INTERVAL_SECONDS per store, taken
-    by one scheduler only (a Redis lock that lasts the interval)."""
+    """The scheduler's reconciliation loop: every RECONCILE_INTERVAL_SECONDS per store that has
+    a catalog API, taken by one scheduler only."""
     interval = rt.settings.reconcile_interval_seconds
-    if not interval:
-        return
-    stores = [s for s in rt.settings.stores.values() if has_catalog_api(s)]
-    while not stop.is_set():
-        for store in stores:
-            lock = f"{rt.settings.key_prefix}:{{{store.id}}}:reconcile-lock"
-            try:
-                if rt.redis.set(lock, "1", nx=True, ex=max(1, math.ceil(interval))):
-                    with reconcile_monitor(store.id, interval):  # Sentry Crons check-ins
-                        reconcile(rt, store.id)
-            except redis.RedisError as e:
-                log.warning("reconcile_redis_error", store=store.id, error=type(e).__name__)
-            except Exception:  # noqa: BLE001 - report, and try again next interval
-                import sentry_sdk
 
-                log.exception("reconcile_failed", store=store.id)
-                sentry_sdk.capture_exception()
-        stop.wait(min(60.0, interval))
+    def run(store_id: str) -> None:
+        with reconcile_monitor(store_id, interval):  # Sentry Crons check-ins
+            reconcile(rt, store_id)
+
+    every_interval(rt, stop, "reconcile", interval,
+                   lambda: [s.id for s in rt.settings.stores.values() if has_catalog_api(s)],
+                   run)

@@ -11,19 +11,18 @@ shows it; what cannot be repaired goes to Sentry."""
 
 from __future__ import annotations
 
-import math
 import threading
 
-import redis
 import structlog
 
+from app.core.state import REPAIRS_FIELD
 from app.observability import report_subscription_failure
 from app.platforms.subscriptions import Outcome, connect_store, describe
 from app.runtime import Runtime
+from workers.periodic import every_interval
 
 log = structlog.get_logger(__name__)
 
-REPAIRS_FIELD = "subscription_repairs:"  # + platform, in the store's stats hash
 
 
 def url_key(rt: Runtime) -> str:
@@ -82,23 +81,13 @@ def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
 def run_periodic(rt: Runtime, stop: threading.Event) -> None:
     """The scheduler's loop: once a public URL is known, every SUBSCRIPTION_CHECK_SECONDS per
     store, taken by one scheduler only."""
-    interval = rt.settings.subscription_check_seconds
-    if not interval:
-        return
-    while not stop.is_set():
-        try:
-            url = public_url(rt)
-            for sid in rt.settings.stores if url else ():
-                lock = f"{rt.settings.key_prefix}:{{{sid}}}:subscriptions-lock"
-                if rt.redis.set(lock, "1", nx=True, ex=max(1, math.ceil(interval))):
-                    check_store(rt, sid, url)
-                else:
-                    log.debug("subscriptions_checked_elsewhere", store=sid)
-        except redis.RedisError as e:
-            log.warning("subscriptions_redis_error", error=type(e).__name__)
-        except Exception:  # noqa: BLE001 - report, and try again next interval
-            import sentry_sdk
 
-            log.exception("subscriptions_check_crashed")
-            sentry_sdk.capture_exception()
-        stop.wait(min(60.0, interval))
+    url: str | None = None
+
+    def stores() -> list[str]:
+        nonlocal url
+        url = public_url(rt)  # read each turn: `connect --url` may have recorded a new one
+        return list(rt.settings.stores) if url else []
+
+    every_interval(rt, stop, "subscriptions", rt.settings.subscription_check_seconds, stores,
+                   lambda sid: check_store(rt, sid, url or ""))

@@ -159,7 +159,7 @@ class Syncer:
     def _checked_key(self, store_id: str) -> str:
         """Per product: the webhook row hash last checked against the store's API, and the
         hash Personyze was left holding by that check."""
-        return f"{self.state.keys.prefix}:{{{store_id}}}:checked"
+        return self.state.keys.checked(store_id)
 
     def _mapped(self, store: StoreConfig, pid: str, claim: Claim,
                 desired: Callable[[], Product | None]

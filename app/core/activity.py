@@ -22,8 +22,7 @@ MINUTE_KEY_TTL = 180
 
 
 def _keys(state: State, store: str) -> tuple[str, str]:
-    base = f"{state.keys.prefix}:{{{store}}}"  # the store's hash tag, like its other keys
-    return f"{base}:recent", f"{base}:wpm"
+    return state.keys.recent(store), state.keys.writes_per_minute(store)
 
 
 def note(state: State, store: str, pid: str, outcome: str, detail: str = "") -> None:

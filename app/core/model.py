@@ -75,7 +75,11 @@ class Product:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Product:
+        """Fields this version does not know are left out: during a rolling deploy an older
+        worker may read a document a newer web process wrote (e.g. `verify_with`)."""
         d = orjson.loads(data)
+        known = cls.__dataclass_fields__
+        d = {k: v for k, v in d.items() if k in known}
         for k in ("price", "sale_price"):
             if d.get(k) is not None:
                 d[k] = Decimal(d[k])

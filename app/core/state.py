@@ -40,6 +40,8 @@ from app.core.model import CODE_KINDS, KIND_CODES, Event
 from app.core.redisconn import ThreadScript
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+# Subscription repairs per platform, counted in the store's stats hash (workers/subscriptions.py)
+REPAIRS_FIELD = "subscription_repairs:"
 LEDGER_FIELDS = (
     "received",
     "ignored",
@@ -139,6 +141,20 @@ class Keys:
     def stats(self, store: str) -> str:
         return f"{self._s(store)}:stats"
 
+    def lock(self, store: str, job: str) -> str:
+        """A periodic job's once-per-interval lock (workers/periodic.py)."""
+        return f"{self._s(store)}:{job}-lock"
+
+    def checked(self, store: str) -> str:
+        """Shopify webhook rows already checked against the Admin API (workers/sync.py)."""
+        return f"{self._s(store)}:checked"
+
+    def recent(self, store: str) -> str:
+        return f"{self._s(store)}:recent"
+
+    def writes_per_minute(self, store: str) -> str:
+        return f"{self._s(store)}:wpm"
+
     def record(self, store: str, pid: str) -> str:
         """The bucket hash holding the product's synced record."""
         return f"{self._s(store)}:S:{bucket_of(pid, self.buckets)}"
@@ -161,16 +177,12 @@ class State:
         r: redis.Redis,
         prefix: str,
         *,
-        dedupe_ttl: int = 48 * 3600,
-        wake_grace: float = 10.0,
         wake_from_web: bool = False,
         cooldown: float = 0.0,
     ) -> None:
         self.r = r
         self.cooldown = cooldown
         self.keys = Keys(prefix)
-        self.dedupe_ttl = dedupe_ttl
-        self.wake_grace = wake_grace
         self.wake_from_web = wake_from_web
         self._ingest = ThreadScript(r, lua_source("ingest"))  # the webhook path
         self._ignore = _script(r, "ignore")
@@ -336,7 +348,7 @@ class State:
     # -- dispatcher / sweeper ---------------------------------------------------------------
 
     def sweep(
-        self, store: str, limit: int, grace: float, queued: int = 0
+        self, store: str, limit: int, grace: float, queued: int
     ) -> tuple[list[str], float | None]:
         """Due keys to wake now (each handed to one sweeper only, never one whose wake-up is
         still outstanding) and seconds to the next; first, keys whose wake-up is older than the

@@ -60,7 +60,7 @@ BULK_RUN = """mutation ShopifyBulkRun($query: String!) {
   bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } }
 }"""
 BULK_POLL = """query ShopifyBulkPoll($id: ID!) { node(id: $id) { ... on BulkOperation {
-  id status errorCode objectCount url partialDataUrl } } }"""
+  id status errorCode objectCount url } } }"""
 
 
 class Throttled(StoreFetchError):
@@ -89,7 +89,6 @@ class AdminClient:
         self.sleep = sleep
         self.throttle: dict[str, Any] | None = None  # the last throttleStatus seen
         self.requested = 0.0  # the last query's requested cost
-        self.calls = 0
 
     def run(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The `data` of one query; throttled queries wait (or raise, see the class)."""
@@ -114,7 +113,6 @@ class AdminClient:
         return _seconds_until(self.requested, t)
 
     def _once(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
         try:
             resp = self.session.post(self.url, json={"query": query, "variables": variables},
                                      timeout=TIMEOUT, allow_redirects=False)

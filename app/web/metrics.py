@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from app.core import activity
-from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS
+from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS, REPAIRS_FIELD
 from app.observability import last_heartbeat
 
 WEBHOOKS = Counter(
@@ -83,8 +83,8 @@ class StateCollector(Collector):
                 for k, v in stats.items():
                     if k.startswith("calls:"):
                         calls.add_metric([sid, k[6:]], v)
-                    elif k.startswith("subscription_repairs:"):  # workers/subscriptions.py
-                        repairs.add_metric([sid, k.removeprefix("subscription_repairs:")], v)
+                    elif k.startswith(REPAIRS_FIELD):
+                        repairs.add_metric([sid, k.removeprefix(REPAIRS_FIELD)], v)
                 buckets, total = [], 0.0
                 for b in (*LATENCY_BUCKETS, "inf"):
                     total += stats.get(f"le:{b}", 0.0)
