@@ -368,8 +368,7 @@ class Settings(BaseSettings):
             stores = load_stores_file(self.stores_file)
             for s in stores.values():  # one pinned version (and threshold) for every store
                 for name in ("shopify_api_version", "shopify_bulk_threshold"):
-                    if name not in s.model_fields_set:
-                        setattr(s, name, getattr(self, name))
+                    setattr(s, name, getattr(self, name))
             return stores
         store = StoreConfig(
             id=self.store_id,

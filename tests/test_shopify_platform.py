@@ -424,6 +424,7 @@ def test_webhook_parse_is_unchanged_for_fixtures(client):
 def test_one_api_version_for_every_store_of_a_stores_file(make_settings, tmp_path):
     path = tmp_path / "stores.yaml"
     path.write_text("stores:\n  - id: eu\n    shopify_shop_domain: eu.myshopify.com\n"
+                    "    shopify_api_version: '2024-07'\n"  # a store cannot pin its own
                     "  - id: us\n    shopify_shop_domain: us.myshopify.com\n")
     stores = make_settings(stores_file=str(path), shopify_api_version="2026-01",
                            shopify_bulk_threshold=0).stores
