@@ -30,6 +30,12 @@ class BadPayload(ValueError):
     """The sender's body or headers do not have the shape we need: answered 400."""
 
 
+class NotOurs(Exception):
+    """A validly signed delivery about something this store is not (BigCommerce: another
+    store the same app is installed in): answered 401 like a bad signature. Raised by
+    `parse`, which has the body parsed already."""
+
+
 @dataclass(slots=True)
 class Product:
     """A product as the storefront shows it. `price` is the regular (list) price and

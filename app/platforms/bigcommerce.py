@@ -8,12 +8,11 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from app.config import StoreConfig
 from app.core.model import (
     BadPayload,
     Event,
+    NotOurs,
     Product,
     integer,
     money,
@@ -43,28 +42,17 @@ class BigCommerce(StandardWebhooks):
         return ["whsec_" + base64.b64encode(s.get_secret_value().encode()).decode()
                 for s in store.bigcommerce_webhook_secrets]
 
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
-        """The signature, and the store: one app (one client secret) is installed in many
-        stores and signs every store's deliveries alike, so only the payload's `producer`
-        (`stores/{store_hash}`) says which store a delivery is about. Another store's
-        delivery is refused (401) rather than synced into this store's catalog. (`store_id`
-        is the store's numeric id, which we are not configured with.) A body that is not a
-        JSON object passes here and gets its 400 from `parse`."""
-        if not super().verify(store, body, headers):
-            return False
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return True
-        if not isinstance(payload, dict):
-            return True
-        return bool(store.bigcommerce_store_hash) and (
-            payload.get("producer") == f"stores/{store.bigcommerce_store_hash}")
-
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
     ) -> Event | Ignore:
         payload, kind = body_kind(body, "scope", SCOPES)
+        # One app (one client secret) is installed in many stores and signs every store's
+        # deliveries alike, so only `producer` (`stores/{store_hash}`) says which store a
+        # delivery is about: another store's is refused (401), not synced into this store's
+        # catalog. (`store_id` is the numeric id, which we are not configured with.)
+        if not store.bigcommerce_store_hash or (
+                payload.get("producer") != f"stores/{store.bigcommerce_store_hash}"):
+            raise NotOurs("delivery for another BigCommerce store")
         scope = payload["scope"]
         if kind is None:
             return Ignore("topic")

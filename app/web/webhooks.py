@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from app.core.model import BadPayload
+from app.core.model import BadPayload, NotOurs
 from app.core.state import Recorded
 from app.platforms.base import Adapter, Ignore
 from app.platforms.bigcommerce import BigCommerce
@@ -125,6 +125,8 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Ans
         result = adapter.parse(store, body, headers, now)
     except BadPayload as e:
         return _answer(400, "bad_request", platform, str(e))
+    except NotOurs:
+        return _answer(401, "unauthorized", platform)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         # A shape our parser did not foresee is still the sender's input, not our outage:
         # answer 400 (the fuzz tests look for these) and keep the trace for us.
