@@ -283,7 +283,7 @@ def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbo
     assert Syncer(rt.settings, rt.state).run("default", "788032119674292922") == "dead"
     entry = rt.state.dlq_list("default")["788032119674292922"]
     text = json.dumps(entry)
-    assert "refused the admin token" in text and "shpat_wrong_token_value" not in text
+    assert "refused the credentials (401)" in text and "shpat_wrong_token_value" not in text
 
 
 # -- reconciliation through GraphQL -------------------------------------------------------------

@@ -77,3 +77,20 @@ def test_without_api_keys_variations_are_counted_as_ignored(make_settings, woo):
     client = create_app(settings).test_client()
     resp = client.post("/webhooks/woocommerce", data=body, headers=headers)
     assert resp.json["status"] == "ignored"
+
+
+def test_a_store_429_puts_the_key_back_without_using_up_its_retry_budget(rt, woo, sandbox):
+    """A store API's rate limit is the store's condition, not the product's: the key waits
+    and its attempts are not counted (so a long throttle never dead-letters it)."""
+    woo.products[77] = variable_parent()
+    deliver(rt, woo, woo_product(pid=78, parent_id=77, at=5))
+    s = Syncer(rt.settings, rt.state)
+    woo.status = 429
+    for _ in range(rt.settings.max_attempts + 1):
+        rt.redis.zadd(rt.state.keys.due("default"), {"77": 0})
+        assert s.run("default", "77") == "store_throttled"
+    assert rt.state.dlq_list("default") == {}
+    woo.status = None
+    rt.redis.zadd(rt.state.keys.due("default"), {"77": 0})
+    assert s.run("default", "77") == "written"
+    assert ledger_balance(rt.state.ledger("default")) == 0

@@ -22,6 +22,7 @@ import structlog
 
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product
+from app.personyze.errors import parse_retry_after
 
 log = structlog.get_logger(__name__)
 Fetcher = Callable[[str], Product | None]
@@ -33,11 +34,17 @@ WOO_PAGE_SIZE, WOO_MAX_PAGES = 100, 100
 
 class StoreFetchError(Exception):
     """The store could not tell us the product's state. `permanent` errors (bad keys, a
-    malformed answer) are not retried; the rest are, like a Personyze 500."""
+    malformed answer) are not retried; the rest are, like a Personyze 500. `status` is the
+    store API's HTTP status, when it answered one."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False,
+                 status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.status = status
+        # The store's own throttle (a 429's Retry-After, Shopify's cost bucket): the key is
+        # put back for that long without using up its retry budget (workers/sync.py).
+        self.retry_after = retry_after
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -99,8 +106,7 @@ RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
 def request(session: requests.Session, method: str, url: str, what: str, *,
-            body: dict[str, Any] | None = None, gone: Gone | None = None,
-            error: type[StoreFetchError] = StoreFetchError
+            body: dict[str, Any] | None = None, gone: Gone | None = None
             ) -> tuple[Any, requests.Response] | None:
     """One JSON call to a store API, every caller's (fetches, listings, subscriptions).
 
@@ -112,27 +118,34 @@ def request(session: requests.Session, method: str, url: str, what: str, *,
         resp = session.request(method, url, json=body, timeout=TIMEOUT,
                                allow_redirects=method == "GET")
     except requests.TooManyRedirects:
-        raise error(f"{what} redirected more than {MAX_REDIRECTS} times") from None
+        raise StoreFetchError(f"{what} redirected more than {MAX_REDIRECTS} times") from None
     except requests.RequestException as e:
-        raise error(f"{what} API unreachable: {type(e).__name__}") from None
+        raise StoreFetchError(f"{what} API unreachable: {type(e).__name__}") from None
     status = resp.status_code
     if status == 404:
         if gone is not None and not resp.history and gone(resp):
             return None
-        raise error(f"{what} answered 404 without its API's not-found error "
-                    "(a wrong store URL, a redirect, or the API is off)")
+        raise StoreFetchError(f"{what} answered 404 without its API's not-found error "
+                              "(a wrong store URL, a redirect, or the API is off)", status=404)
     if status in (401, 403):
-        raise error(f"{what} refused the credentials ({status}{error_code(resp)})",
-                    permanent=True)
+        raise StoreFetchError(f"{what} refused the credentials ({status}{error_code(resp)})",
+                              permanent=True, status=status)
     if 300 <= status < 400:
-        raise error(f"{what} answered a redirect ({status}) that was not followed")
+        raise StoreFetchError(f"{what} answered a redirect ({status}) that was not followed",
+                              status=status)
+    if status == 429:
+        wait = parse_retry_after(resp.headers.get("Retry-After"), None)
+        raise StoreFetchError(f"{what} API answered 429 (rate limited)", status=429,
+                              retry_after=max(0.5, wait if wait is not None else 1.0))
     if not 200 <= status < 300:
-        raise error(f"{what} API answered {status}{error_code(resp)}",
-                    permanent=400 <= status < 500 and status not in RETRYABLE_4XX)
+        raise StoreFetchError(f"{what} API answered {status}{error_code(resp)}",
+                              permanent=400 <= status < 500 and status not in RETRYABLE_4XX,
+                              status=status)
     try:
         return resp.json(), resp
     except ValueError:
-        raise error(f"{what} answered malformed JSON (an HTML page?)", permanent=True) from None
+        raise StoreFetchError(f"{what} answered malformed JSON (an HTML page?)",
+                              permanent=True) from None
 
 
 def error_code(resp: requests.Response) -> str:

@@ -22,7 +22,7 @@ import structlog
 
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product
-from app.platforms.fetch import StoreFetchError, shopify_session
+from app.platforms.fetch import StoreFetchError, request, shopify_session
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +68,7 @@ class Throttled(StoreFetchError):
     the product, so it does not use up its retry budget)."""
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, status=429, retry_after=retry_after)
 
 
 def graphql_url(store: StoreConfig) -> str:
@@ -97,8 +96,8 @@ class AdminClient:
                 self.sleep(self._pace())
             try:
                 return self._once(query, variables or {})
-            except Throttled as e:
-                if not self.wait:
+            except StoreFetchError as e:  # Throttled, or a 429 with Retry-After
+                if e.retry_after is None or not self.wait:
                     raise
                 log.info("shopify_throttled", wait=round(e.retry_after, 2))
                 self.throttle = None  # this wait is the pacing for the retry
@@ -113,25 +112,9 @@ class AdminClient:
         return _seconds_until(self.requested, t)
 
     def _once(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        try:
-            resp = self.session.post(self.url, json={"query": query, "variables": variables},
-                                     timeout=TIMEOUT, allow_redirects=False)
-        except requests.RequestException as e:
-            raise StoreFetchError(f"Shopify unreachable: {type(e).__name__}") from None
-        if resp.status_code in (401, 403):
-            raise StoreFetchError(f"Shopify refused the admin token ({resp.status_code})",
-                                  permanent=True)
-        if resp.status_code == 429:  # the REST-style limit; GraphQL normally answers 200
-            raise Throttled("Shopify answered 429", _retry_after(resp.headers.get("Retry-After")))
-        if resp.status_code == 404:
-            raise StoreFetchError("Shopify has no such shop or API version (404)",
-                                  permanent=True)
-        if resp.status_code != 200:
-            raise StoreFetchError(f"Shopify answered {resp.status_code}")
-        try:
-            body = orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
-            raise StoreFetchError("Shopify answered malformed JSON", permanent=True) from None
+        got = request(self.session, "POST", self.url, "Shopify",
+                      body={"query": query, "variables": variables})
+        body = got[0] if got else None
         if not isinstance(body, dict):
             raise StoreFetchError("Shopify answered a non-object", permanent=True)
         cost = (body.get("extensions") or {}).get("cost") or {}
@@ -259,13 +242,6 @@ def _seconds_until(cost: float, status: dict[str, Any]) -> float:
     if available >= cost:
         return 0.0
     return (cost - available) / rate if rate > 0 else 1.0
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.5, min(float(value or 1.0), 60.0))
-    except ValueError:
-        return 1.0
 
 
 def _lines(url: str) -> Iterator[bytes]:

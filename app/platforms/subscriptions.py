@@ -20,14 +20,8 @@ from app.platforms.fetch import (
     StoreFetchError,
     bigcommerce_session,
     request,
-    shopify_session,
     woocommerce_session,
 )
-
-
-class SubscriptionError(StoreFetchError):
-    """A store API call about subscriptions failed; the message names the platform and never
-    holds a credential."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ def plan(platform: Platform, existing: list[Subscription]) -> Plan:
 
 def ensure(platform: Platform, *, check_only: bool = False) -> Plan:
     """Make the platform's subscriptions match the plan (unless `check_only`); returns the
-    plan as found. Raises SubscriptionError on a store API error."""
+    plan as found. Raises StoreFetchError on a store API error."""
     found = plan(platform, platform.list())
     if not check_only:
         for topic in found.create:
@@ -108,14 +102,14 @@ def call(session: requests.Session, method: str, url: str, what: str,
          body: dict[str, Any] | None = None) -> tuple[Any, requests.Response]:
     """One JSON call (`fetch.request`: one line naming the platform and its error code, no
     credentials, no redirect followed with them); a 404 is an error here, never "gone"."""
-    got = request(session, method, url, what, body=body, error=SubscriptionError)
+    got = request(session, method, url, what, body=body)
     assert got is not None  # without `gone`, a 404 raises
     return got
 
 
 def _obj(data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise SubscriptionError(f"{what} API answered an unexpected shape", permanent=True)
+        raise StoreFetchError(f"{what} API answered an unexpected shape", permanent=True)
     return data
 
 
@@ -151,23 +145,12 @@ class Shopify:
     topics = ("PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE")
 
     def __init__(self, store: StoreConfig, url: str) -> None:
-        from app.platforms.shopify_admin import graphql_url
+        from app.platforms.shopify_admin import AdminClient
 
         self.url = url
-        self.session = shopify_session(store)
-        self.endpoint = graphql_url(store)
-
-    def _gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        data = _obj(call(self.session, "POST", self.endpoint, self.what,
-                         {"query": query, "variables": variables})[0], self.what)
-        errors = data.get("errors")
-        if errors:
-            # e.g. ACCESS_DENIED (a missing scope) or THROTTLED; the code, not the text
-            first = errors[0] if isinstance(errors, list) and errors else {}
-            code = (first.get("extensions") or {}).get("code") if isinstance(first, dict) else ""
-            raise SubscriptionError(f"{self.what} GraphQL error {code or ''}".rstrip(),
-                                    permanent=code != "THROTTLED")
-        return _obj(data.get("data"), self.what)
+        # the Admin API client the worker and reconciliation use: the pinned version, the
+        # cost throttle waited out, errors as one line (ACCESS_DENIED: a missing scope)
+        self._gql = AdminClient(store, wait=True).run
 
     def list(self) -> list[Subscription]:
         out: list[Subscription] = []
@@ -192,11 +175,11 @@ class Shopify:
         errors = result.get("userErrors") or []
         if errors:
             msg = "; ".join(str(e.get("message", ""))[:120] for e in errors if isinstance(e, dict))
-            raise SubscriptionError(f"{self.what} refused to create {topic}: {msg}",
+            raise StoreFetchError(f"{self.what} refused to create {topic}: {msg}",
                                     permanent=True)
 
     def enable(self, sub: Subscription) -> None:  # pragma: no cover - never planned
-        raise SubscriptionError(f"{self.what} subscriptions have no disabled state")
+        raise StoreFetchError(f"{self.what} subscriptions have no disabled state")
 
 
 # -- WooCommerce (REST /wp-json/wc/v3/webhooks) --------------------------------------------
@@ -222,7 +205,7 @@ class WooCommerce:
             data, resp = call(self.session, "GET", f"{self.base}?per_page=100&page={page}",
                               self.what)
             if not isinstance(data, list):
-                raise SubscriptionError(f"{self.what} API answered an unexpected shape",
+                raise StoreFetchError(f"{self.what} API answered an unexpected shape",
                                         permanent=True)
             for w in data:
                 w = _obj(w, self.what)
@@ -247,10 +230,10 @@ class WooCommerce:
     def _write(self, method: str, url: str, body: dict[str, Any]) -> None:
         try:
             call(self.session, method, url, self.what, body)
-        except SubscriptionError as e:
-            if "refused the credentials (401" not in str(e):
+        except StoreFetchError as e:
+            if e.status != 401:
                 raise
-            raise SubscriptionError(f"{e}: changing webhooks needs a Read/Write key",
+            raise StoreFetchError(f"{e}: changing webhooks needs a Read/Write key",
                                     permanent=True) from None
 
 
@@ -276,7 +259,7 @@ class BigCommerce:
                              self.what)[0], self.what)
             hooks = data.get("data")
             if not isinstance(hooks, list):
-                raise SubscriptionError(f"{self.what} API answered without data",
+                raise StoreFetchError(f"{self.what} API answered without data",
                                         permanent=True)
             for h in hooks:
                 h = _obj(h, self.what)
