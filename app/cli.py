@@ -355,7 +355,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     also does it when it starts); safe to run while everything runs, and to repeat."""
     rt = _runtime()
     for sid in rt.settings.stores:
-        got = rt.state.migrate(sid)
+        got = rt.state.migrate(sid, refile=True)
         print(f"store {sid}: folded {got['folded']} products, re-filed {got['moved']} records")
     return 0
 

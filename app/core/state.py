@@ -448,16 +448,18 @@ class State:
 
     # -- layout migration -------------------------------------------------------------------
 
-    def migrate(self, store: str) -> dict[str, int]:
-        """Fold state of the pre-bucket layout into the bucketed records and re-file records
-        whose bucket changed; one script per product, so it is safe while everything runs."""
+    def migrate(self, store: str, refile: bool = False) -> dict[str, int]:
+        """Fold state of the pre-bucket layout into the bucketed records (only products that
+        still have a per-product hash: cheap, the scheduler does it at start); with `refile`
+        (`personyze-sync migrate` only: it reads every record) also re-file records whose
+        bucket changed. One script per product, so it is safe while everything runs."""
         k = self.keys
         base = _glob_escape(k._s(store))
         folded = moved = 0
         for key in self.r.scan_iter(f"{base}:P:*", count=1000):
             pid = key.decode().split(":P:", 1)[1]
             folded += int(self._migrate(keys=[key, k.record(store, pid)], args=["fold", pid]))
-        for key in self.r.scan_iter(f"{base}:S:*", count=1000):
+        for key in self.r.scan_iter(f"{base}:S:*", count=1000) if refile else ():
             for field, _ in self.r.hscan_iter(key, count=1000):
                 pid = field.decode()
                 target = k.record(store, pid)
