@@ -99,15 +99,15 @@ class Syncer:
             self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
             return "skipped_unchanged"
 
-        verify = platform = None
+        platform = None
         if product is not None and product.verify_with and can_verify(store, product.verify_with):
             platform = product.verify_with
             # The webhook may lack the truth (Shopify stock since 2024-07): the product is
             # re-read from the store, at most once per Personyze write (docs/design.md,
             # Shopify stock). The same webhook content, already checked, while Personyze still
             # holds what that check gave, needs no second look.
-            verify = checked_mark(content_hash, claim.synced_hash)
-            if self.state.r.hget(self._checked_key(store_id), pid) == verify.encode():
+            checked = checked_mark(content_hash, claim.synced_hash)
+            if self.state.r.hget(self._checked_key(store_id), pid) == checked.encode():
                 self.state.complete(store_id, pid, claim, claim.synced_hash, "skipped_unchanged")
                 return "skipped_unchanged"
 
@@ -116,21 +116,21 @@ class Syncer:
         if not decision.allowed:
             self.state.release(store_id, pid, claim, decision.wait)
             return "paused" if decision.paused else "throttled"
-        if verify is not None and platform is not None:
+        mark: str | None = None  # what to remember of this check (None: forget it)
+        if platform is not None:
             # only now that a write is due and holds a token
-            webhook_hash, source = content_hash, platform
-            got = self._mapped(store, pid, claim, lambda: self._fetch(store, source, pid))
+            got = self._mapped(store, pid, claim, lambda: self._fetch(store, platform, pid))
             if isinstance(got, str):
                 return got
-            row = got[1]
+            webhook_hash, row = content_hash, got[1]
             content_hash = DELETED_HASH if row is None else row_hash(row)
             # Only a webhook that disagrees with the store's answer needs remembering; one
             # that agrees is skipped by the synced hash next time (memory: docs/design.md).
-            verify = None if content_hash == webhook_hash else checked_mark(webhook_hash,
-                                                                              content_hash)
+            if content_hash != webhook_hash:
+                mark = checked_mark(webhook_hash, content_hash)
             if content_hash == claim.synced_hash:  # the token goes unused
                 self.state.complete(store_id, pid, claim, content_hash, "skipped_unchanged")
-                self._remember_check(store_id, pid, verify)
+                self._remember_check(self.state.r, store_id, pid, mark)
                 return "skipped_unchanged"
 
         client = self.client(store)
@@ -143,18 +143,23 @@ class Syncer:
             self.state.note_call(store_id, type(e).__name__, None)
             return self._failed(store, pid, claim, limiter, e)
         self.state.complete(store_id, pid, claim, content_hash, "written", limiter.fail_key)
+        # the write's bookkeeping (not a transition): one pipelined round trip
+        notes = self.state.r.pipeline(transaction=False)
         if platform is not None:
-            self._remember_check(store_id, pid, verify)
+            self._remember_check(notes, store_id, pid, mark)
         latency = time.time() - claim.received_at if claim.received_at else None
-        self.state.note_call(store_id, "ok", latency)
-        activity.note(self.state, store_id, pid, "written" if row is not None else "deleted")
+        self.state.note_call(store_id, "ok", latency, notes)
+        activity.note(self.state, store_id, pid, "written" if row is not None else "deleted",
+                      pipe=notes)
+        notes.execute()
         return "written"
 
-    def _remember_check(self, store_id: str, pid: str, mark: str | None) -> None:
+    def _remember_check(self, r: Any, store_id: str, pid: str, mark: str | None) -> None:
+        """Remember (or forget) a webhook row's check, on `r` (the client or a pipeline)."""
         if mark is None:
-            self.state.r.hdel(self._checked_key(store_id), pid)
+            r.hdel(self._checked_key(store_id), pid)
         else:
-            self.state.r.hset(self._checked_key(store_id), pid, mark)
+            r.hset(self._checked_key(store_id), pid, mark)
 
     def _checked_key(self, store_id: str) -> str:
         """Per product: the webhook row hash last checked against the store's API, and the
@@ -181,7 +186,10 @@ class Syncer:
         """The state Personyze should hold: the pending product, None for a delete, or for a
         refresh the store's current product (fetched now, so it is at least as new)."""
         if claim.kind == "upsert":
-            return Product.from_json(claim.doc)
+            product = Product.from_json(claim.doc)
+            if product.id != pid:  # a document that is not this product's: never write it
+                raise ValueError(f"pending document is for product {product.id!r}")
+            return product
         if claim.kind == "delete":
             return None
         return self._fetch(store, claim.doc.decode(), pid)

@@ -25,11 +25,14 @@ def _keys(state: State, store: str) -> tuple[str, str]:
     return state.keys.recent(store), state.keys.writes_per_minute(store)
 
 
-def note(state: State, store: str, pid: str, outcome: str, detail: str = "") -> None:
-    """Remember one finished sync ("written", "deleted", "dead"); writes count per minute."""
+def note(state: State, store: str, pid: str, outcome: str, detail: str = "",
+         pipe: Any = None) -> None:
+    """Remember one finished sync ("written", "deleted", "dead"); writes count per minute.
+    With `pipe`, the commands join the caller's pipeline and the caller executes it."""
     recent, wpm = _keys(state, store)
     now = time.time()
-    pipe = state.r.pipeline(transaction=False)
+    own = pipe is None
+    pipe = state.r.pipeline(transaction=False) if own else pipe
     pipe.lpush(recent, orjson.dumps({"at": now, "product": pid, "outcome": outcome,
                                      "detail": detail}))
     pipe.ltrim(recent, 0, RECENT_KEPT - 1)
@@ -37,7 +40,8 @@ def note(state: State, store: str, pid: str, outcome: str, detail: str = "") -> 
         minute = f"{wpm}:{int(now // 60)}"
         pipe.incr(minute)
         pipe.expire(minute, MINUTE_KEY_TTL)
-    pipe.execute()
+    if own:
+        pipe.execute()
 
 
 def recent(state: State, store: str, limit: int = 20) -> list[dict[str, Any]]:

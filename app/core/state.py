@@ -371,17 +371,21 @@ class State:
     def drain_kicks(self) -> None:
         self.r.lpop(self.keys.kick, 1000)
 
-    def note_call(self, store: str, outcome: str, latency: float | None) -> None:
+    def note_call(self, store: str, outcome: str, latency: float | None,
+                  pipe: redis.client.Pipeline | None = None) -> None:
         """Count a Personyze call by outcome and, for a write, the time since its webhook was
-        received (a histogram kept in Redis, so every worker feeds the same /metrics)."""
+        received (a histogram kept in Redis, so every worker feeds the same /metrics). With
+        `pipe`, the commands join the caller's pipeline (one round trip for a write's notes)."""
         key = self.keys.stats(store)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hincrby(key, f"calls:{outcome}", 1)
+        own = pipe is None
+        p = self.r.pipeline(transaction=False) if pipe is None else pipe
+        p.hincrby(key, f"calls:{outcome}", 1)
         if latency is not None:
             bucket = next((b for b in LATENCY_BUCKETS if latency <= b), "inf")
-            pipe.hincrby(key, f"le:{bucket}", 1)
-            pipe.hincrbyfloat(key, "lat_sum", latency)
-        pipe.execute()
+            p.hincrby(key, f"le:{bucket}", 1)
+            p.hincrbyfloat(key, "lat_sum", latency)
+        if own:
+            p.execute()
 
     def stats(self, store: str) -> dict[str, float]:
         return {k.decode(): float(v) for k, v in self.r.hgetall(self.keys.stats(store)).items()}
