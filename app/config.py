@@ -193,13 +193,22 @@ class StoreConfig(BaseModel):
         return bool(self.bigcommerce_store_hash and self.bigcommerce_access_token)
 
     @property
+    def woocommerce_rest_url(self) -> str:
+        """The WooCommerce REST API's base (`/products`, `/webhooks` below it)."""
+        return f"{self.woocommerce_url}/wp-json/wc/v3"
+
+    @property
     def woocommerce_products_url(self) -> str:
-        return f"{self.woocommerce_url}/wp-json/wc/v3/products"
+        return f"{self.woocommerce_rest_url}/products"
+
+    @property
+    def bigcommerce_store_url(self) -> str:
+        """The store's BigCommerce API base (`/v3/catalog/products`, `/v3/hooks`, `/v2/store`)."""
+        return f"{self.bigcommerce_api_url}/stores/{self.bigcommerce_store_hash}"
 
     @property
     def bigcommerce_products_url(self) -> str:
-        return (f"{self.bigcommerce_api_url}/stores/{self.bigcommerce_store_hash}"
-                "/v3/catalog/products")
+        return f"{self.bigcommerce_store_url}/v3/catalog/products"
 
     @property
     def woocommerce_api(self) -> bool:

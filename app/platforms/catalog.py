@@ -15,11 +15,12 @@ from typing import Any
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product, parse_time, product_id
 from app.platforms.fetch import (
-    StoreFetchError,
+    WOO_PAGE_SIZE,
     StoreSession,
     bigcommerce_session,
     bigcommerce_storefront,
     get,
+    woocommerce_pages,
     woocommerce_session,
     woocommerce_variations,
 )
@@ -36,12 +37,6 @@ def _item(platform: str, p: Any, normalize, version_field: str) -> Listed:
         return platform, normalize(p, pid), parse_time(p.get(version_field), version_field)
     except BadPayload as e:
         return e
-
-
-def _page(got: tuple[Any, Any] | None, what: str) -> tuple[Any, Any]:
-    if got is None:
-        raise StoreFetchError(f"{what} product list not found", permanent=True)
-    return got
 
 
 def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterator[Listed]:
@@ -68,18 +63,13 @@ def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterat
         yield _item("shopify", rest, normalize_admin, "updated_at")
 
 
-def woocommerce_products(store: StoreConfig, page_size: int = 100) -> Iterator[Listed]:
+def woocommerce_products(store: StoreConfig, page_size: int = WOO_PAGE_SIZE
+                         ) -> Iterator[Listed]:
     session = woocommerce_session(store)
-    page = 1
-    while True:
-        url = f"{store.woocommerce_products_url}?per_page={page_size}&page={page}"
-        data, _ = _page(get(session, url, "WooCommerce"), "WooCommerce")
-        items = data if isinstance(data, list) else []
+    for items in woocommerce_pages(session, store.woocommerce_products_url, "WooCommerce",
+                                   per_page=page_size):
         for p in items:
             yield _woocommerce_item(session, store, p)
-        if len(items) < page_size:
-            return
-        page += 1
 
 
 def _woocommerce_item(session: StoreSession, store: StoreConfig, p: Any) -> Listed:
@@ -112,14 +102,12 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
 
     session = bigcommerce_session(store)
     base = store.bigcommerce_products_url
+    with_url = partial(normalize, storefront=bigcommerce_storefront(session, store))
     page = 1
-    with_url = None
     while True:
         url = f"{base}?limit={page_size}&page={page}&include=variants,images"
-        data, _ = _page(get(session, url, "BigCommerce"), "BigCommerce")
+        data, _ = get(session, url, "BigCommerce")  # type: ignore[misc]  # no `gone`: never None
         items = data.get("data", []) if isinstance(data, dict) else []
-        if items and with_url is None:
-            with_url = partial(normalize, storefront=bigcommerce_storefront(session, store))
         for p in items:
             yield _item("bigcommerce", p, with_url, "date_modified")
         pages = (data.get("meta") or {}).get("pagination", {}).get("total_pages", page)

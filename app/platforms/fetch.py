@@ -12,7 +12,7 @@ Two rules hold for every store API call (docs/design.md, Store API calls):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -207,28 +207,42 @@ def shopify_session(store: StoreConfig) -> StoreSession:
     return session
 
 
-def woocommerce_variations(session: requests.Session, store: StoreConfig,
-                           pid: str) -> list[dict[str, Any]]:
-    """Every variation of a variable product (`/products/<id>/variations`, paginated by
-    `X-WP-TotalPages`). A parent deleted meanwhile lists none."""
-    out: list[dict[str, Any]] = []
-    base = f"{store.woocommerce_products_url}/{int(pid)}/variations?per_page={WOO_PAGE_SIZE}"
-    for page in range(1, WOO_MAX_PAGES + 1):
-        got = get(session, f"{base}&page={page}", "WooCommerce", gone=woocommerce_gone)
+def woocommerce_pages(session: requests.Session, url: str, what: str, *,
+                      gone: Gone | None = None, max_pages: int | None = None,
+                      per_page: int = WOO_PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+    """The pages of a WooCommerce list (`per_page`, `page` N), until `X-WP-TotalPages`
+    (else a short page) says it ended; ends early when `gone` says the resource is gone.
+    Past `max_pages` it is refused as a runaway listing."""
+    sep = "&" if "?" in url else "?"
+    page = 1
+    while max_pages is None or page <= max_pages:
+        got = request(session, "GET", f"{url}{sep}per_page={per_page}&page={page}", what,
+                      gone=gone)
         if got is None:
-            return out
+            return
         data, resp = got
         if not isinstance(data, list):
-            raise StoreFetchError("WooCommerce answered a non-list of variations", permanent=True)
-        out.extend(v for v in data if isinstance(v, dict))
+            raise StoreFetchError(f"{what} answered a non-list", permanent=True)
+        yield [x for x in data if isinstance(x, dict)]
         try:
             pages = int(resp.headers.get("X-WP-TotalPages", ""))
         except ValueError:
-            pages = page + 1 if len(data) >= WOO_PAGE_SIZE else page
+            pages = page + 1 if len(data) >= per_page else page
         if page >= pages or not data:
-            return out
-    raise StoreFetchError(f"WooCommerce lists more than {WOO_PAGE_SIZE * WOO_MAX_PAGES} "
-                          "variations for one product", permanent=True)
+            return
+        page += 1
+    raise StoreFetchError(f"{what} lists more than {per_page * (max_pages or 0)} items",
+                          permanent=True)
+
+
+def woocommerce_variations(session: requests.Session, store: StoreConfig,
+                           pid: str) -> list[dict[str, Any]]:
+    """Every variation of a variable product (`/products/<id>/variations`). A parent deleted
+    meanwhile lists none."""
+    url = f"{store.woocommerce_products_url}/{int(pid)}/variations"
+    return [v for page in woocommerce_pages(session, url, "WooCommerce variations",
+                                            gone=woocommerce_gone, max_pages=WOO_MAX_PAGES)
+            for v in page]
 
 
 def woocommerce_product(session: requests.Session, store: StoreConfig,
@@ -263,7 +277,7 @@ def bigcommerce_storefront(session: StoreSession, store: StoreConfig) -> str | N
         return f"https://{store.storefront_domain}"
     if "storefront" in session.memo:
         return session.memo["storefront"]
-    url = f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}/v2/store"
+    url = f"{store.bigcommerce_store_url}/v2/store"
     try:
         info = get_json(session, url, "BigCommerce store information")
     except StoreFetchError as e:

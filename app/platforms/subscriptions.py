@@ -17,9 +17,11 @@ import requests
 
 from app.config import Settings, StoreConfig
 from app.platforms.fetch import (
+    WOO_MAX_PAGES,
     StoreFetchError,
     bigcommerce_session,
     request,
+    woocommerce_pages,
     woocommerce_session,
 )
 
@@ -196,26 +198,15 @@ class WooCommerce:
     def __init__(self, store: StoreConfig, url: str) -> None:
         self.url = url
         self.session = woocommerce_session(store)
-        self.base = f"{store.woocommerce_url}/wp-json/wc/v3/webhooks"
+        self.base = f"{store.woocommerce_rest_url}/webhooks"
         self.secret = store.woocommerce_webhook_secrets[0].get_secret_value()
 
     def list(self) -> list[Subscription]:
-        out: list[Subscription] = []
-        for page in range(1, 1000):
-            data, resp = call(self.session, "GET", f"{self.base}?per_page=100&page={page}",
-                              self.what)
-            if not isinstance(data, list):
-                raise StoreFetchError(f"{self.what} API answered an unexpected shape",
-                                        permanent=True)
-            for w in data:
-                w = _obj(w, self.what)
-                out.append(Subscription(str(w.get("id")), str(w.get("topic")),
-                                        str(w.get("delivery_url") or ""),
-                                        str(w.get("status") or "")))
-            pages = resp.headers.get("X-WP-TotalPages", "")
-            if not data or (pages.isdigit() and page >= int(pages)) or len(data) < 100:
-                break
-        return out
+        return [Subscription(str(w.get("id")), str(w.get("topic")),
+                             str(w.get("delivery_url") or ""), str(w.get("status") or ""))
+                for page in woocommerce_pages(self.session, self.base, self.what,
+                                              max_pages=WOO_MAX_PAGES)
+                for w in page]
 
     def create(self, topic: str) -> None:
         self._write("POST", self.base, {
@@ -250,7 +241,7 @@ class BigCommerce:
     def __init__(self, store: StoreConfig, url: str) -> None:
         self.url = url
         self.session = bigcommerce_session(store)
-        self.base = f"{store.bigcommerce_api_url}/stores/{store.bigcommerce_store_hash}/v3/hooks"
+        self.base = f"{store.bigcommerce_store_url}/v3/hooks"
 
     def list(self) -> list[Subscription]:
         out: list[Subscription] = []
