@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.config import SHOPIFY_API_VERSION, ConfigError, load_settings
+from app.core.activity import duration
 
 DEV_SHOPIFY_SECRET = "dev-shopify-secret"
 DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
@@ -85,11 +86,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         t.add_column("value", justify="right")
         pause = v["pause"]
         t.add_row("due products", str(v["due"]))
-        t.add_row("backlog age", _duration(v["backlog_age_seconds"]))
+        t.add_row("backlog age", duration(v["backlog_age_seconds"]))
         t.add_row("writes / minute", str(v["writes_per_minute"]))
         t.add_row("dead letters", f"[red]{v['dlq']}[/]" if v["dlq"] else "0")
         t.add_row("Personyze account",
-                  f"[red]paused {_duration(pause['remaining_seconds'])}[/] ({pause['reason']})"
+                  f"[red]paused {duration(pause['remaining_seconds'])}[/] ({pause['reason']})"
                   if pause["paused"] else "[green]writing[/]")
         t.add_section()
         for k, n in v["ledger"].items():
@@ -98,14 +99,6 @@ def cmd_status(args: argparse.Namespace) -> int:
                   else f"[red]{v['balance']}[/]")
         console.print(t)
     return 0
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -131,7 +124,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
                                       "last_error": last}))
                 else:
                     table.add_row(sid, pid, str(len(e["errors"])),
-                                  _duration(time.time() - float(e.get("dead_at", 0))), last)
+                                  duration(time.time() - float(e.get("dead_at", 0))), last)
         elif args.action == "replay":
             outcomes = [rt.state.dlq_replay(sid, p) for p in pids]
             print(f"{sid}: replayed {outcomes.count('replayed')}, superseded by a newer "
@@ -191,7 +184,7 @@ class ResyncProgress:
         self.rt, self.sid, self.tty = rt, sid, tty
         self.rate = rt.settings.stores[sid].personyze.rate_limit
         self.start = rt.state.ledger(sid)
-        self.read = self.ingested = self.written = self.finished = 0
+        self.read = self.ingested = self.written = self.finished = self.pending = 0
         self._ledger_at = self._plain_at = 0.0
         self._listed = False
         self._bar: Any = None
@@ -225,7 +218,7 @@ class ResyncProgress:
 
     def line(self) -> str:
         return (f"read={self.read} ingested={self.ingested} written={self.written} "
-                f"eta={_duration(self.eta())} at {self.rate:g}/s")
+                f"eta={duration(self.eta())} at {self.rate:g}/s")
 
     def update(self, counts: Any) -> None:
         """reconcile()'s progress callback: the running counts of the listing."""
@@ -235,6 +228,7 @@ class ResyncProgress:
 
     def _refresh_ledger(self) -> None:
         led = self.rt.state.ledger(self.sid)
+        self.pending = led["pending"]
         self.written = led["written"] - self.start["written"]
         self.finished = sum(led[k] - self.start[k] for k in self.FINISHED)
 
@@ -256,9 +250,7 @@ class ResyncProgress:
         while True:
             self._show(force=True)
             if self.finished >= self.ingested or (
-                self.rt.state.due_count(self.sid) == 0
-                and self.rt.state.ledger(self.sid)["pending"] == 0
-            ):
+                self.pending == 0 and self.rt.state.due_count(self.sid) == 0):
                 return
             time.sleep(self.LEDGER_EVERY_SECONDS)
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
-from app.logging_setup import scrub, scrub_text
+from app.logging_setup import scrub
 
 if TYPE_CHECKING:
     import redis
@@ -111,7 +111,7 @@ def store_platform(store: StoreConfig) -> str:
 
 
 def _detail(error: BaseException | str) -> str:
-    text = scrub_text(str(error)).strip().splitlines()
+    text = str(error).strip().splitlines()
     first = text[0] if text else ""
     return first[:MAX_MESSAGE_DETAIL]
 
@@ -131,8 +131,9 @@ def report_failure(kind: str, message: str, *, store: StoreConfig, error_type: s
         scope.set_tag("failure", kind)
         scope.fingerprint = [kind, store.id, error_type]
         for name, value in (context or {}).items():
-            scope.set_context(name, scrub(value))
-        sentry_sdk.capture_message(scrub_text(message), level=level)  # type: ignore[arg-type]
+            scope.set_context(name, value)
+        # before_send scrubs the whole event (message, contexts, breadcrumbs) on its way out
+        sentry_sdk.capture_message(message, level=level)  # type: ignore[arg-type]
 
 
 def report_dead_letter(store: StoreConfig, product_id: str, error: BaseException,

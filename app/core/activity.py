@@ -60,19 +60,20 @@ def writes_per_minute(state: State, store: str) -> int:
     return round(int(cur or 0) + int(prev or 0) * frac)
 
 
+def duration(seconds: float) -> str:
+    """A span as a person reads it (`45 s`, `12 min`, `3.5 h`): the CLI and the admin page."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def pause_state(state: State, store: StoreConfig) -> dict[str, Any]:
-    """Whether the store's Personyze account is paused, for how much longer, and why (the
-    consecutive 401s and 503s since its last success; app/core/lua/pause.lua)."""
+    """The store's Personyze account pause (AccountLimiter.status)."""
     from app.core.ratelimit import AccountLimiter
 
-    limiter = AccountLimiter(state.r, state.keys, store.personyze)
-    fails = {k.decode(): v.decode() for k, v in state.r.hgetall(limiter.fail_key).items()}
-    remaining = limiter.paused_for()
-    auth, busy = int(fails.get("auth", 0)), int(fails.get("busy", 0))
-    reason = ("" if not remaining else "401: API key rejected" if auth
-              else "503: Personyze asked to wait")
-    return {"paused": remaining > 0, "remaining_seconds": round(remaining, 1), "reason": reason,
-            "consecutive_401": auth, "consecutive_503": busy}
+    return AccountLimiter(state.r, state.keys, store.personyze).status()
 
 
 def overview(state: State, store: StoreConfig) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -82,6 +83,21 @@ class AccountLimiter:
     def paused_for(self) -> float:
         ms = int(self.r.pttl(self.pause_key))
         return ms / 1000 if ms > 0 else 0.0
+
+    def status(self) -> dict[str, Any]:
+        """Whether the account is paused, for how much longer, and why: the consecutive 401s
+        and 503s since its last success (the counters pause.lua keeps). For /admin, `status`
+        and /metrics."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.pttl(self.pause_key)
+        pipe.hmget(self.fail_key, "auth", "busy")
+        ms, (auth, busy) = pipe.execute()
+        remaining = int(ms) / 1000 if int(ms) > 0 else 0.0
+        auth, busy = int(auth or 0), int(busy or 0)
+        reason = ("" if not remaining else "401: API key rejected" if auth
+                  else "503: Personyze asked to wait")
+        return {"paused": remaining > 0, "remaining_seconds": round(remaining, 1),
+                "reason": reason, "consecutive_401": auth, "consecutive_503": busy}
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:

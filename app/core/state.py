@@ -416,6 +416,9 @@ class State:
         firsts = [f[0][1] for f in pipe.execute() if f]
         return max(0.0, time.time() - min(firsts)) if firsts else 0.0
 
+    def dlq_ids(self, store: str) -> list[str]:
+        return [pid.decode() for pid in self.r.hkeys(self.keys.dlq(store))]
+
     def dlq_list(self, store: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.keys.dlq(store))
         return {pid.decode(): orjson.loads(v) for pid, v in raw.items()}

@@ -35,6 +35,7 @@ from flask import (
 from app.core import activity
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+bp.add_app_template_filter(activity.duration, "duration")
 COOKIE = "psync_admin"
 SESSION_SECONDS = 12 * 3600
 DLQ_SHOWN = 100
@@ -186,7 +187,7 @@ def dlq_list(store: str):
 def dlq_act(store: str, action: str, pid: str | None = None):
     """Replay (back to pending, fresh retry budget) or purge one entry, or all of them."""
     rt = _store(store)
-    pids = [pid] if pid is not None else list(rt.state.dlq_list(store))
+    pids = [pid] if pid is not None else rt.state.dlq_ids(store)
     if action == "purge":
         result: dict[str, list[str]] = {
             "purged": [p for p in pids if rt.state.dlq_purge(store, p)]}
