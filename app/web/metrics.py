@@ -73,12 +73,12 @@ class StateCollector(Collector):
         extra: list[GaugeMetricFamily] = []
         try:
             for sid in self.rt.settings.stores:
-                led = self.rt.state.ledger(sid)
+                st = self.rt.state.status(sid)
                 for f in LEDGER_FIELDS:
-                    ledger.add_metric([sid, f], led[f])
-                due.add_metric([sid], self.rt.state.due_count(sid))
-                age.add_metric([sid], self.rt.state.oldest_due_age(sid))
-                dead.add_metric([sid], self.rt.state.status(sid)["dlq"])
+                    ledger.add_metric([sid, f], st["ledger"][f])
+                due.add_metric([sid], st["due"])
+                age.add_metric([sid], st["backlog_age_seconds"])
+                dead.add_metric([sid], st["dlq"])
                 stats = self.rt.state.stats(sid)
                 for k, v in stats.items():
                     if k.startswith("calls:"):
