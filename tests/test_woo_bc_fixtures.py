@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from app import create_app, runtime
 from app.core.state import ledger_balance
-from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, KEY, SECRET, fake_woo
+from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, KEY, SECRET
 from tests.support import woo_request
 from workers.reconcile import reconcile
 from workers.sync import Syncer
@@ -55,14 +53,7 @@ def the_row(sandbox) -> dict[str, Any]:
 
 # -- WooCommerce ----------------------------------------------------------------------------
 
-@pytest.fixture
-def woo():
-    w = fake_woo()
-    yield w
-    w.stop()
-
-
-def woo_rt(make_settings, sandbox, woo, *, keys: bool):
+def woo_runtime(make_settings, sandbox, woo, *, keys: bool):
     extra = {"woocommerce_consumer_key": KEY, "woocommerce_consumer_secret": SECRET} if keys \
         else {}
     return runtime.build(make_settings(personyze_base_url=sandbox.url, woocommerce_url=woo.url,
@@ -96,7 +87,7 @@ SHIP_YOUR_IDEA = {
 
 
 def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, woo):
-    rt = woo_rt(make_settings, sandbox, woo, keys=False)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=False)
     assert deliver_woo(rt, woo, fixture("woocommerce/product_simple_794.json")) \
         == "accepted_wake"
     assert sync_all(rt) == ["written"]
@@ -120,7 +111,7 @@ def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, w
 
 def test_variable_product_on_sale_is_priced_from_its_variations(make_settings, sandbox, woo):
     serve_variable(woo)
-    rt = woo_rt(make_settings, sandbox, woo, keys=True)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     parent = fixture("woocommerce/product_variable_22_on_sale.json")
     assert deliver_woo(rt, woo, parent) == "accepted_wake"
     assert woo.requests == []  # the webhook only records a refresh: one Redis round trip
@@ -136,7 +127,7 @@ def test_variable_product_on_sale_is_priced_from_its_variations(make_settings, s
 
 
 def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings, sandbox, woo):
-    rt = woo_rt(make_settings, sandbox, woo, keys=False)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=False)
     assert deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json")) \
         == "accepted_wake"
     assert sync_all(rt) == ["written"]
@@ -147,7 +138,7 @@ def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings,
 
 def test_variation_webhook_reprices_the_parent(make_settings, sandbox, woo):
     serve_variable(woo)
-    rt = woo_rt(make_settings, sandbox, woo, keys=True)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     assert deliver_woo(rt, woo, fixture("woocommerce/variation_733_webhook.json")) \
         == "accepted_wake"
     assert sync_all(rt) == ["written"]
@@ -156,7 +147,7 @@ def test_variation_webhook_reprices_the_parent(make_settings, sandbox, woo):
 
 def test_sale_ends_by_sending_equal_prices(make_settings, sandbox, woo):
     serve_variable(woo)
-    rt = woo_rt(make_settings, sandbox, woo, keys=True)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     parent = fixture("woocommerce/product_variable_22_on_sale.json")
     deliver_woo(rt, woo, parent)
     sync_all(rt)
@@ -177,7 +168,7 @@ def test_variations_are_read_page_by_page(make_settings, sandbox, woo):
                                regular_price=f"{60 + i}.00", sale_price=f"{50 + i}.00",
                                on_sale=True) for i in range(150)]
     woo.variations[22][-1].update(price="3.00", regular_price="4.00", sale_price="3.00")
-    rt = woo_rt(make_settings, sandbox, woo, keys=True)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
     assert sync_all(rt) == ["written"]
     row = the_row(sandbox)
@@ -190,7 +181,7 @@ def test_managed_variation_stock_is_summed(make_settings, sandbox, woo):
     woo.variations[22][0].update(manage_stock=True, stock_quantity=4)
     woo.variations[22][1].update(manage_stock=True, stock_quantity=2)
     woo.variations[22][2].update(manage_stock=True, stock_quantity=50)  # disabled: not counted
-    rt = woo_rt(make_settings, sandbox, woo, keys=True)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
     sync_all(rt)
     assert int(the_row(sandbox)["inventory"]) == 6
@@ -199,7 +190,7 @@ def test_managed_variation_stock_is_summed(make_settings, sandbox, woo):
 def test_reconcile_prices_variable_products_from_their_variations(make_settings, sandbox, woo):
     serve_variable(woo)
     woo.products[794] = fixture("woocommerce/product_simple_794.json")
-    rt = woo_rt(make_settings, sandbox, woo, keys=True)
+    rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     assert reconcile(rt, "default")["listed"] == 2
     assert sync_all(rt) == ["written", "written"]
     rows = {r["internal_id"]: r for r in sandbox.rows("products")}
