@@ -132,3 +132,26 @@ def dead_letter_two(settings, sandbox, rt) -> None:
     s = Syncer(rt.settings, rt.state)
     assert s.run("default", "1") == "dead" and s.run("default", "2") == "dead"
     sandbox.faults.update(error_400_rate=0.0)
+
+
+def send(web, payload, **kw) -> str:
+    """POST a signed Shopify product webhook through a test client; its status ("accepted_wake",
+    "duplicate", "stale", ...) after asserting the 200."""
+    body, headers = shopify_request(payload, **kw)
+    resp = web.post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status_code == 200, resp.json
+    return resp.json["status"]
+
+
+def settled(rt, store: str = "default") -> dict[str, int] | None:
+    """The store's ledger once nothing is pending or due (for `eventually`), else None."""
+    led = rt.state.ledger(store)
+    return led if led["pending"] == 0 and rt.state.due_count(store) == 0 else None
+
+
+def sync_due(rt, store: str = "default") -> list[str]:
+    """One sync attempt, in this process, for every key due now; their outcomes."""
+    from workers.sync import Syncer
+
+    s = Syncer(rt.settings, rt.state)
+    return [s.run(store, pid.decode()) for pid in rt.redis.zrange(rt.state.keys.due(store), 0, -1)]

@@ -11,23 +11,15 @@ import pytest
 from app import create_app, runtime
 from app.core.state import ledger_balance
 from tests.servers import eventually, peak, syncing
-from tests.support import shopify_product, shopify_request
+from tests.support import send, settled, shopify_product
 from workers.celery_app import make_celery
 from workers.dispatch import Dispatcher
 
 PID = "632910392"
 
 
-def send(web, payload, **kw) -> str:
-    body, headers = shopify_request(payload, **kw)
-    resp = web.post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200, resp.json
-    return resp.json["status"]
 
 
-def settled(rt) -> dict[str, int] | None:
-    led = rt.state.ledger("default")
-    return led if led["pending"] == 0 and rt.state.due_count("default") == 0 else None
 
 
 def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, sandbox, r):

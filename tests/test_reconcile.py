@@ -22,9 +22,8 @@ from tests.fake_stores import (
     fake_woo,
 )
 from tests.servers import ROOT, eventually, peak, settings_env, syncing
-from tests.support import shopify_product, shopify_request, woo_product
+from tests.support import shopify_product, shopify_request, sync_due, woo_product
 from workers.reconcile import reconcile, run_periodic
-from workers.sync import Syncer
 
 
 @pytest.fixture
@@ -32,10 +31,6 @@ def rt(shop_rt):
     return shop_rt
 
 
-def sync_all(rt):
-    s = Syncer(rt.settings, rt.state)
-    for pid, _ in rt.redis.zrange(rt.state.keys.due("default"), 0, -1, withscores=True):
-        s.run("default", pid.decode())
 
 
 def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
@@ -44,13 +39,13 @@ def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
     counts = reconcile(rt, "default", page_size=2)
     assert counts["listed"] == 5 and counts["accepted_wake"] == 5
     assert len(shop.ops("ShopifyProducts")) == 3  # three pages
-    sync_all(rt)
+    sync_due(rt)
     assert sorted(r["title"] for r in sandbox.rows("products")) == [f"p{i}" for i in range(1, 6)]
 
     writes = len(sandbox.request_log)
     again = reconcile(rt, "default")  # a second pass changes nothing
     assert again.get("duplicate", 0) + again.get("stale", 0) == 5
-    sync_all(rt)
+    sync_due(rt)
     assert len(sandbox.request_log) == writes
     assert ledger_balance(rt.state.ledger("default")) == 0
 
@@ -60,13 +55,13 @@ def test_reconcile_repairs_a_lost_webhook(rt, shop, sandbox):
     shop.products[1] = gql_product(1, variants=[gql_variant(11, price="10.00")])
     body, headers = shopify_request(shopify_product(pid=1, at=1, price="10.00"))
     web.post("/webhooks/shopify", data=body, headers=headers)
-    sync_all(rt)
+    sync_due(rt)
     assert sandbox.rows("products")[0]["sale_price"] == "10.00"
     # its webhook never came:
     shop.products[1] = gql_product(1, at="2026-01-01T13:00:00Z",
                                    variants=[gql_variant(11, price="12.00")])
     assert reconcile(rt, "default")["accepted_wake"] == 1
-    sync_all(rt)
+    sync_due(rt)
     assert sandbox.rows("products")[0]["sale_price"] == "12.00"
 
 
@@ -75,10 +70,10 @@ def test_delete_missing_is_opt_in(rt, shop, sandbox):
     with PersonyzeClient(sandbox.api_key, sandbox.url) as c:
         c.product_upsert({"internal_id": "999", "title": "gone from the store"})
     reconcile(rt, "default")
-    sync_all(rt)
+    sync_due(rt)
     assert {r["internal_id"] for r in sandbox.rows("products")} == {"1", "999"}
     assert reconcile(rt, "default", delete_missing=True)["deleted_missing"] == 1
-    sync_all(rt)
+    sync_due(rt)
     assert {r["internal_id"] for r in sandbox.rows("products")} == {"1"}
     assert ledger_balance(rt.state.ledger("default")) == 0
 
@@ -97,7 +92,7 @@ def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
             bigcommerce_api_url=bc.url)
         rt = runtime.build(settings)
         assert reconcile(rt, "default", page_size=2)["listed"] == 6
-        sync_all(rt)
+        sync_due(rt)
         assert len(sandbox.rows("products")) == 6
     finally:
         woo.stop()

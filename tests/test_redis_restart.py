@@ -26,7 +26,7 @@ from app import runtime
 from app.core import redisconn
 from app.core.state import ledger_balance
 from tests.servers import ROOT, Gunicorn, eventually, settings_env
-from tests.support import shopify_product, shopify_request
+from tests.support import settled, shopify_product, shopify_request
 
 RESTARTS = 3
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"),
@@ -83,9 +83,6 @@ class Process:
         self._out.close()
 
 
-def settled(rt) -> bool:
-    led = rt.state.ledger("default")
-    return led["pending"] == 0 and rt.state.due_count("default") == 0
 
 
 def bin_path(name: str) -> str:

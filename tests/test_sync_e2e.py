@@ -11,7 +11,7 @@ import pytest
 from app import create_app
 from app.core.state import ledger_balance
 from tests.servers import CeleryWorkers, eventually, settings_env
-from tests.support import shopify_product, shopify_request
+from tests.support import send, settled, shopify_product
 
 PID = "632910392"
 
@@ -21,16 +21,8 @@ def web(rt):
     return create_app(rt.settings).test_client()
 
 
-def send(web, payload, **kw):
-    body, headers = shopify_request(payload, **kw)
-    resp = web.post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200, resp.json
-    return resp.json["status"]
 
 
-def settled(rt, store="default"):
-    led = rt.state.ledger(store)
-    return led["pending"] == 0 and rt.state.due_count(store) == 0 and led
 
 
 def product_writes(sandbox):

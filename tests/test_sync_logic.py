@@ -10,7 +10,7 @@ import pytest
 from app import create_app
 from app.core.state import ledger_balance
 from tests.conftest import STANDARD_SECRET
-from tests.support import shopify_product, shopify_request, standard_body, standard_request
+from tests.support import send, shopify_product, shopify_request, standard_body, standard_request
 from workers.sync import Syncer
 
 PID = "632910392"
@@ -26,11 +26,6 @@ def syncer(rt):
     return Syncer(rt.settings, rt.state)
 
 
-def send(web, payload, **kw):
-    body, headers = shopify_request(payload, **kw)
-    resp = web.post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200, resp.json
-    return resp.json["status"]
 
 
 def writes(sandbox):

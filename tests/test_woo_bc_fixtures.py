@@ -15,9 +15,8 @@ from typing import Any
 from app import create_app, runtime
 from app.core.state import ledger_balance
 from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, KEY, SECRET
-from tests.support import woo_request
+from tests.support import sync_due, woo_request
 from workers.reconcile import reconcile
-from workers.sync import Syncer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -40,10 +39,6 @@ def web(rt):
     return _webs[id(rt)][1]
 
 
-def sync_all(rt) -> list[str]:
-    s = Syncer(rt.settings, rt.state)
-    return [s.run("default", pid.decode())
-            for pid in rt.redis.zrange(rt.state.keys.due("default"), 0, -1)]
 
 
 def the_row(sandbox) -> dict[str, Any]:
@@ -90,7 +85,7 @@ def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, w
     rt = woo_runtime(make_settings, sandbox, woo, keys=False)
     assert deliver_woo(rt, woo, fixture("woocommerce/product_simple_794.json")) \
         == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == {
         "internal_id": "794",
         "title": "Premium Quality",
@@ -115,7 +110,7 @@ def test_variable_product_on_sale_is_priced_from_its_variations(make_settings, s
     parent = fixture("woocommerce/product_variable_22_on_sale.json")
     assert deliver_woo(rt, woo, parent) == "accepted_wake"
     assert woo.requests == []  # the webhook only records a refresh: one Redis round trip
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == dict(
         SHIP_YOUR_IDEA,
         price="9.00",  # lowest regular price of the variations a customer can buy
@@ -130,7 +125,7 @@ def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings,
     rt = woo_runtime(make_settings, sandbox, woo, keys=False)
     assert deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json")) \
         == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     # The parent alone cannot tell the regular price: the lowest active price, no sale.
     assert the_row(sandbox) == dict(SHIP_YOUR_IDEA, price="7.50", sale_price="7.50")
     assert woo.requests == []
@@ -141,7 +136,7 @@ def test_variation_webhook_reprices_the_parent(make_settings, sandbox, woo):
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     assert deliver_woo(rt, woo, fixture("woocommerce/variation_733_webhook.json")) \
         == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == dict(SHIP_YOUR_IDEA, price="9.00", sale_price="7.50")
 
 
@@ -150,13 +145,13 @@ def test_sale_ends_by_sending_equal_prices(make_settings, sandbox, woo):
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     parent = fixture("woocommerce/product_variable_22_on_sale.json")
     deliver_woo(rt, woo, parent)
-    sync_all(rt)
+    sync_due(rt)
     for v in woo.variations[22]:  # the sale ends: every variation back at its regular price
         v.update(price=v["regular_price"], sale_price="", on_sale=False)
     woo.products[22].update(on_sale=False, price="9.00")
     parent.update(on_sale=False, price="9.00", date_modified_gmt="2017-03-23T20:04:12")
     assert deliver_woo(rt, woo, parent) == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     assert (row["price"], row["sale_price"]) == ("9.00", "9.00")
 
@@ -170,7 +165,7 @@ def test_variations_are_read_page_by_page(make_settings, sandbox, woo):
     woo.variations[22][-1].update(price="3.00", regular_price="4.00", sale_price="3.00")
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     assert (row["price"], row["sale_price"]) == ("4.00", "3.00")  # from the second page
     assert sum("/variations?" in r for r in woo.requests) == 2
@@ -183,7 +178,7 @@ def test_managed_variation_stock_is_summed(make_settings, sandbox, woo):
     woo.variations[22][2].update(manage_stock=True, stock_quantity=50)  # disabled: not counted
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
-    sync_all(rt)
+    sync_due(rt)
     assert int(the_row(sandbox)["inventory"]) == 6
 
 
@@ -192,7 +187,7 @@ def test_reconcile_prices_variable_products_from_their_variations(make_settings,
     woo.products[794] = fixture("woocommerce/product_simple_794.json")
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     assert reconcile(rt, "default")["listed"] == 2
-    assert sync_all(rt) == ["written", "written"]
+    assert sync_due(rt) == ["written", "written"]
     rows = {r["internal_id"]: r for r in sandbox.rows("products")}
     assert (rows["22"]["price"], rows["22"]["sale_price"]) == ("9.00", "7.50")
     assert (rows["794"]["price"], rows["794"]["sale_price"]) == ("21.99", "21.99")
@@ -232,7 +227,7 @@ def test_docs_webhooks_fetch_the_product_column_by_column(bc_rt, sandbox, bc):
     updated["data"]["id"] = 192
     resp = deliver_bc(rt, updated)
     assert resp.status_code == 200 and resp.json["status"] == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     description = row.pop("description")
     assert description.startswith("Lorem ipsum dolor sit amet") and "<" not in description
@@ -256,12 +251,12 @@ def test_docs_created_and_deleted_webhooks(bc_rt, sandbox, bc):
     rt = bc_rt()
     assert deliver_bc(rt, fixture("bigcommerce/store_product_created.json")).json["status"] \
         == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert [r["internal_id"] for r in sandbox.rows("products")] == ["205"]
     deleted = fixture("bigcommerce/store_product_deleted.json")
     deleted["hash"] = "another-event"
     assert deliver_bc(rt, deleted).json["status"] == "accepted_wake"
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert sandbox.rows("products") == []
     assert ledger_balance(rt.state.ledger("default")) == 0
 
@@ -270,7 +265,7 @@ def test_docs_product_without_sale_or_tracking(bc_rt, sandbox, bc):
     bc.products[174] = fixture("bigcommerce/product_174.json")["data"]
     rt = bc_rt(storefront_domain="shop.example.com")
     deliver_bc(rt, updated_webhook(174, "h174"))
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     assert row.pop("description").startswith("Lorem ipsum")
     assert row == {
@@ -290,7 +285,7 @@ def test_store_information_is_read_once_per_process(bc_rt, sandbox, bc):
     rt = bc_rt()
     for pid in (192, 193):
         deliver_bc(rt, updated_webhook(pid, f"h{pid}"))
-    assert sync_all(rt) == ["written", "written"]
+    assert sync_due(rt) == ["written", "written"]
     assert {r["guide_url"] for r in sandbox.rows("products")} == {
         "https://my-awesome.store/smith-journal-13/", "https://my-awesome.store/other/"}
     assert sum(r.endswith("/v2/store") for r in bc.requests) == 1
@@ -303,7 +298,7 @@ def test_without_the_information_scope_rows_have_no_guide_url(bc_rt, sandbox, bc
     bc.path_status[f"/stores/{BC_HASH}/v2/store"] = 403
     rt = bc_rt()
     deliver_bc(rt, updated_webhook(192, "h1"))
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert "guide_url" not in the_row(sandbox)
 
 
@@ -312,7 +307,7 @@ def test_store_information_outage_is_retried(bc_rt, sandbox, bc):
     bc.path_status[f"/stores/{BC_HASH}/v2/store"] = 502
     rt = bc_rt()
     deliver_bc(rt, updated_webhook(192, "h1"))
-    assert sync_all(rt) == ["retry"]  # not written without its URL, not dead either
+    assert sync_due(rt) == ["retry"]  # not written without its URL, not dead either
     assert sandbox.rows("products") == []
 
 
@@ -321,5 +316,5 @@ def test_reconcile_lists_bigcommerce_with_the_store_url(bc_rt, sandbox, bc):
     bc.products[192]["date_modified"] = "2026-01-01T00:00:00+00:00"
     rt = bc_rt()
     assert reconcile(rt, "default")["listed"] == 1
-    assert sync_all(rt) == ["written"]
+    assert sync_due(rt) == ["written"]
     assert the_row(sandbox)["guide_url"] == "https://my-awesome.store/smith-journal-13/"
