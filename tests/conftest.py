@@ -34,12 +34,17 @@ class OwnRedis:
         directory.mkdir(parents=True, exist_ok=True)
         self.port = redisconn.free_port()
         self.directory = directory
+        self.extra = extra  # later arguments win: e.g. "--appendonly", "yes"
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start on the same port and directory (a restart keeps an AOF's data)."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(directory), *extra],
+             "--appendonly", "no", "--dir", str(self.directory), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         deadline = time.monotonic() + 10
         while not redisconn.answers(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -47,9 +52,11 @@ class OwnRedis:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        self.proc.terminate()
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()  # a clean shutdown: an AOF is complete
         try:
-            self.proc.wait(10)
+            self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
 

@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from app import runtime
-from app.core import redisconn
 from app.core.state import ledger_balance
+from tests.conftest import OwnRedis
 from tests.servers import ROOT, Gunicorn, eventually, settings_env
 from tests.support import settled, shopify_product, shopify_request
 
@@ -33,28 +33,9 @@ pytestmark = pytest.mark.skipif(not shutil.which("redis-server"),
                                 reason="needs the redis-server binary")
 
 
-class AofRedis:
+def aof_redis(directory: Path) -> OwnRedis:
     """redis-server with the append-only file on, restartable on the same port and data."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.port = redisconn.free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        eventually(lambda: redisconn.answers(self.url), timeout=20)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # a clean shutdown: the AOF is complete
-            self.proc.wait(20)
+    return OwnRedis(directory, "--appendonly", "yes", "--appendfsync", "always")
 
 
 class Process:
@@ -90,7 +71,7 @@ def bin_path(name: str) -> str:
 
 
 def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
-    server = AofRedis(tmp_path / "aof")
+    server = aof_redis(tmp_path / "aof")
     settings = make_settings(redis_url=server.url, personyze_base_url=sandbox.url,
                              wake_grace_seconds=1.0)
     rt = runtime.build(settings)
