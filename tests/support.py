@@ -118,19 +118,27 @@ def standard_request(payload: dict[str, Any] | bytes, secret: str, *, msg_id: st
     }
 
 
-def dead_letter_two(settings, sandbox, rt) -> None:
-    """Two Shopify products in the dead-letter store (Personyze answered 400), for the DLQ
-    commands and pages."""
+def bigcommerce_request(payload: dict[str, Any], client_secret: str) -> tuple[bytes,
+                                                                            dict[str, str]]:
+    """Signed as BigCommerce's docs show: Standard Webhooks, base64(client secret) the key."""
+    return standard_request(payload, base64.b64encode(client_secret.encode()).decode())
+
+
+def dead_letters(rt, sandbox, *pids: str) -> None:
+    """Products that Personyze refuses (400), sent as Standard Webhooks (any id, `/` too):
+    each lands in the dead-letter store."""
     from app import create_app
+    from tests.conftest import STANDARD_SECRET
     from workers.sync import Syncer
 
-    web = create_app(settings).test_client()
-    for pid in (1, 2):
-        body, headers = shopify_request(shopify_product(pid=pid))
-        web.post("/webhooks/shopify", data=body, headers=headers)
+    web = create_app(rt.settings).test_client()
+    for pid in pids:
+        body, headers = standard_request(standard_body(pid), STANDARD_SECRET)
+        assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
     sandbox.faults.update(error_400_rate=1.0)
     s = Syncer(rt.settings, rt.state)
-    assert s.run("default", "1") == "dead" and s.run("default", "2") == "dead"
+    for pid in pids:
+        assert s.run("default", pid) == "dead"
     sandbox.faults.update(error_400_rate=0.0)
 
 

@@ -11,10 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from app import create_app, runtime
-from tests.conftest import STANDARD_SECRET
 from tests.servers import ROOT, Gunicorn, settings_env
-from tests.support import standard_body, standard_request
-from workers.sync import Syncer
+from tests.support import dead_letters
 
 TOKEN = "admin-test-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,19 +27,6 @@ def settings(make_settings, sandbox):
 @pytest.fixture
 def rt(settings):
     return runtime.build(settings)
-
-
-def dead_letters(rt, sandbox, *pids: str) -> None:
-    """Products that Personyze refuses (400): each lands in the dead-letter store."""
-    web = create_app(rt.settings).test_client()
-    for pid in pids:
-        body, headers = standard_request(standard_body(pid), STANDARD_SECRET)
-        assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
-    sandbox.faults.update(error_400_rate=1.0)
-    syncer = Syncer(rt.settings, rt.state)
-    for pid in pids:
-        assert syncer.run("default", pid) == "dead"
-    sandbox.faults.update(error_400_rate=0.0)
 
 
 def login(client) -> str:

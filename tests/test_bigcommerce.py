@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
@@ -13,6 +10,7 @@ from app import create_app
 from app.core.state import ledger_balance
 from tests.fake_stores import BC_CLIENT_SECRET as CLIENT_SECRET
 from tests.fake_stores import BC_HASH
+from tests.support import bigcommerce_request
 from workers.sync import Syncer
 
 
@@ -22,19 +20,12 @@ def rt(bc_rt):
 
 
 def deliver(rt, scope, pid, *, secret=CLIENT_SECRET, digest=None, producer=f"stores/{BC_HASH}"):
-    """Signed as BigCommerce's docs show: Standard Webhooks with base64(client_secret)."""
-    from standardwebhooks.webhooks import Webhook
-
     payload = {"scope": scope, "store_id": "1025646", "data": {"type": "product", "id": pid},
                "hash": digest or uuid.uuid4().hex, "created_at": 1561479233,
                "producer": producer}
     if producer is None:
         del payload["producer"]
-    body = json.dumps(payload)
-    msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    sig = Webhook(base64.b64encode(secret.encode()).decode()).sign(msg_id, now, body)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-               "webhook-signature": sig, "Content-Type": "application/json"}
+    body, headers = bigcommerce_request(payload, secret)
     return create_app(rt.settings).test_client().post(
         "/webhooks/bigcommerce", data=body, headers=headers)
 

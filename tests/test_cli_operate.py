@@ -15,7 +15,7 @@ import pytest
 
 from tests.fake_shopify import SHOPIFY_TOKEN, gql_product
 from tests.servers import ROOT, settings_env
-from tests.support import dead_letter_two
+from tests.support import dead_letters
 
 CLI = str(Path(sys.executable).parent / "personyze-sync")
 
@@ -49,7 +49,7 @@ def run_on_tty(args: list[str], env: dict[str, str]) -> str:
 
 @pytest.fixture
 def dead_two(sync_settings, sandbox, rt):
-    dead_letter_two(sync_settings, sandbox, rt)
+    dead_letters(rt, sandbox, "1", "2")
     return settings_env(sync_settings)
 
 

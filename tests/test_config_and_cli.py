@@ -14,7 +14,7 @@ from app import create_app
 from app.config import ConfigError, load_settings
 from tests.conftest import SANDBOX_KEY, SHOP
 from tests.servers import ROOT, settings_env
-from tests.support import dead_letter_two, shopify_product, shopify_request
+from tests.support import dead_letters, shopify_product, shopify_request
 
 CLI = str(Path(sys.executable).parent / "personyze-sync")
 
@@ -117,7 +117,7 @@ def test_check_reports_missing_configuration(redis_url):
 
 
 def test_status_and_dlq_commands(sync_settings, sandbox, rt):
-    dead_letter_two(sync_settings, sandbox, rt)
+    dead_letters(rt, sandbox, "1", "2")
     env = settings_env(sync_settings)
     status = json.loads(run_cli(["status", "--json"], env, check=True).stdout)
     assert status["default"]["dlq"] == 2 and status["default"]["balance"] == 0

@@ -4,18 +4,15 @@ Personyze row asserted column by column."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app import create_app, runtime
 from app.core.state import ledger_balance
 from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, KEY, SECRET
-from tests.support import sync_due, woo_request
+from tests.support import bigcommerce_request, sync_due, woo_request
 from workers.reconcile import reconcile
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -197,15 +194,8 @@ def test_reconcile_prices_variable_products_from_their_variations(make_settings,
 # -- BigCommerce ----------------------------------------------------------------------------
 
 def deliver_bc(rt, payload: dict[str, Any]):
-    """Signed as BigCommerce's docs show: Standard Webhooks with base64(client_secret)."""
-    from standardwebhooks.webhooks import Webhook
-
     payload = json.loads(json.dumps(payload).replace("{store_hash}", BC_HASH))
-    body = json.dumps(payload)
-    msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    sig = Webhook(base64.b64encode(BC_CLIENT_SECRET.encode()).decode()).sign(msg_id, now, body)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-               "webhook-signature": sig, "Content-Type": "application/json"}
+    body, headers = bigcommerce_request(payload, BC_CLIENT_SECRET)
     return web(rt).post("/webhooks/bigcommerce", data=body, headers=headers)
 
 
