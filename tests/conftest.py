@@ -297,3 +297,22 @@ def bc_rt(make_settings, sandbox, bc):
             bigcommerce_api_url=bc.url, **extra))
 
     return build
+
+
+SENTRY_TEST_RELEASE = "0123abc-test-release"
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """A local Sentry envelope receiver (tests/sentry_receiver.py): point SENTRY_DSN at
+    `receiver.dsn` and the real sentry-sdk sends it what it would send to Sentry."""
+    import sentry_sdk
+
+    from tests.sentry_receiver import SentryReceiver
+
+    monkeypatch.setenv("SENTRY_RELEASE", SENTRY_TEST_RELEASE)
+    rec = SentryReceiver()
+    yield rec
+    sentry_sdk.flush(5)
+    sentry_sdk.init()  # no DSN: later tests in this process send nothing
+    rec.stop()

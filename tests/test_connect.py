@@ -261,31 +261,26 @@ def test_shopify_pages_and_reads_the_older_callback_url(connected_settings, fake
     assert len(s.requests) == 4  # pages of one: our three and another app's
 
 
-def test_failed_repair_is_reported_to_sentry_without_credentials(connected_settings, fakes):
+def test_failed_repair_is_reported_to_sentry_without_credentials(connected_settings, fakes,
+                                                                receiver):
+    """Through the production Sentry setup (init_sentry) to a local envelope receiver."""
     import sentry_sdk
-    from sentry_sdk.transport import Transport
 
-    from app.observability import before_send
+    from app.observability import init_sentry
 
-    events: list = []
-
-    class Capture(Transport):
-        def capture_envelope(self, envelope):
-            events.extend(i.payload.json for i in envelope.items if i.payload.json)
-
-    rt = runtime.build(connected_settings(bigcommerce_access_token="bc_wrong_token_123"))
-    sentry_sdk.init(dsn="https://public@sentry.example.invalid/1", transport=Capture,
-                    before_send=before_send)
-    try:
-        outcomes = check_store(rt, "default", BASE)
-        sentry_sdk.flush()
-    finally:
-        sentry_sdk.init(dsn=None)
+    settings = connected_settings(bigcommerce_access_token="bc_wrong_token_123",
+                                  sentry_dsn=receiver.dsn)
+    assert init_sentry(settings, "scheduler")
+    rt = runtime.build(settings)
+    outcomes = check_store(rt, "default", BASE)
+    sentry_sdk.flush(5)
     assert {o.platform: bool(o.error) for o in outcomes} == {
         "shopify": False, "woocommerce": False, "bigcommerce": True}
+    events = receiver.events()
     text = json.dumps(events)
     assert len(events) == 1 and "bigcommerce" in text and "refused the credentials" in text
-    assert "bc_wrong_token_123" not in text and SHOPIFY_TOKEN not in text
+    for raw in receiver.raw:
+        assert b"bc_wrong_token_123" not in raw and SHOPIFY_TOKEN.encode() not in raw
     assert repairs(rt, "default") == {"shopify": 3, "woocommerce": 4}
 
 

@@ -18,6 +18,7 @@ from app import create_app, runtime
 from app.observability import DISPATCHER_MONITOR, last_heartbeat, monitor_slug
 from tests.conftest import (
     SANDBOX_KEY,
+    SENTRY_TEST_RELEASE,
     SHOPIFY_SECRET,
     SHOPIFY_SECRET_2,
     STANDARD_SECRET,
@@ -29,17 +30,6 @@ from tests.servers import ROOT, eventually, settings_env
 from tests.support import shopify_product, shopify_request
 
 ADMIN = "admin-token-for-sentry-test-0123"
-RELEASE = "0123abc-test-release"
-
-
-@pytest.fixture
-def receiver(monkeypatch):
-    monkeypatch.setenv("SENTRY_RELEASE", RELEASE)
-    rec = SentryReceiver()
-    yield rec
-    sentry_sdk.flush(5)
-    sentry_sdk.init()  # no DSN: later tests in this process send nothing
-    rec.stop()
 
 
 @pytest.fixture
@@ -93,7 +83,7 @@ def test_dead_letters_are_one_event_each_tagged_and_grouped(rt, sandbox, worker,
         assert e["tags"]["store"] == "default"
         assert "shopify" in e["tags"]["platform"].split("+")  # configured platforms
         assert e["tags"]["account"] == rt.settings.stores["default"].personyze.id
-        assert e["release"] == RELEASE and e["environment"] == "test-env"
+        assert e["release"] == SENTRY_TEST_RELEASE and e["environment"] == "test-env"
         assert "Dead letter in store default" in e["message"]
         assert e["tags"]["error_type"] in e["message"]
     grouped = {tuple(e["fingerprint"]) for e in dead}
