@@ -39,8 +39,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.offline:
         from app.core import redisconn
 
-        if settings.redis_url and not redisconn.answers(settings.redis_url, timeout=3,
-                                                         tls_verify=settings.redis_tls_verify):
+        if settings.redis_url and not redisconn.answers(
+            settings.redis_url, timeout=3, tls_verify=settings.redis_tls_verify
+        ):
             problems.append(f"REDIS_URL {redisconn.describe(settings.redis_url)} does not answer")
         if not problems:
             problems += _check_accounts(settings)
@@ -62,8 +63,10 @@ def _check_accounts(settings) -> list[str]:
             try:
                 client.account()
             except PersonyzeError as e:
-                out.append(f"store {store.id!r}: Personyze rejected the credentials check: "
-                           f"{type(e).__name__}")
+                out.append(
+                    f"store {store.id!r}: Personyze rejected the credentials check: "
+                    f"{type(e).__name__}"
+                )
     return out
 
 
@@ -89,14 +92,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         t.add_row("backlog age", duration(v["backlog_age_seconds"]))
         t.add_row("writes / minute", str(v["writes_per_minute"]))
         t.add_row("dead letters", f"[red]{v['dlq']}[/]" if v["dlq"] else "0")
-        t.add_row("Personyze account",
-                  f"[red]paused {duration(pause['remaining_seconds'])}[/] ({pause['reason']})"
-                  if pause["paused"] else "[green]writing[/]")
+        t.add_row(
+            "Personyze account",
+            f"[red]paused {duration(pause['remaining_seconds'])}[/] ({pause['reason']})"
+            if pause["paused"]
+            else "[green]writing[/]",
+        )
         t.add_section()
         for k, n in v["ledger"].items():
             t.add_row(f"ledger {k}", str(n))
-        t.add_row("ledger balance", str(v["balance"]) if v["balance"] == 0
-                  else f"[red]{v['balance']}[/]")
+        t.add_row(
+            "ledger balance", str(v["balance"]) if v["balance"] == 0 else f"[red]{v['balance']}[/]"
+        )
         console.print(t)
     return 0
 
@@ -108,8 +115,15 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if args.action == "list" and not args.json:
         from rich.table import Table
 
-        table = Table("store", "product", "attempts", "dead for", "last error",
-                      title="dead letters", title_justify="left")
+        table = Table(
+            "store",
+            "product",
+            "attempts",
+            "dead for",
+            "last error",
+            title="dead letters",
+            title_justify="left",
+        )
     for sid in stores:
         if sid not in rt.settings.stores:
             print(f"unknown store {sid!r}", file=sys.stderr)
@@ -120,15 +134,30 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             for pid, e in sorted(entries.items(), key=lambda x: -float(x[1].get("dead_at", 0))):
                 last = e["errors"][-1]["error"] if e.get("errors") else ""
                 if table is None:
-                    print(json.dumps({"store": sid, "product": pid, "attempts": len(e["errors"]),
-                                      "last_error": last}))
+                    print(
+                        json.dumps(
+                            {
+                                "store": sid,
+                                "product": pid,
+                                "attempts": len(e["errors"]),
+                                "last_error": last,
+                            }
+                        )
+                    )
                 else:
-                    table.add_row(sid, pid, str(len(e["errors"])),
-                                  duration(time.time() - float(e.get("dead_at", 0))), last)
+                    table.add_row(
+                        sid,
+                        pid,
+                        str(len(e["errors"])),
+                        duration(time.time() - float(e.get("dead_at", 0))),
+                        last,
+                    )
         elif args.action == "replay":
             outcomes = [rt.state.dlq_replay(sid, p) for p in pids]
-            print(f"{sid}: replayed {outcomes.count('replayed')}, superseded by a newer "
-                  f"version {outcomes.count('superseded')}")
+            print(
+                f"{sid}: replayed {outcomes.count('replayed')}, superseded by a newer "
+                f"version {outcomes.count('superseded')}"
+            )
         else:
             n = sum(rt.state.dlq_purge(sid, p) for p in pids)
             print(f"{sid}: purged {n}")
@@ -152,14 +181,18 @@ def cmd_resync(args: argparse.Namespace) -> int:
     for sid in stores:
         store = rt.settings.stores.get(sid)
         if store is None or not has_catalog_api(store):
-            print(f"{sid}: no store API configured (SHOPIFY_ADMIN_TOKEN, WOOCOMMERCE_CONSUMER_"
-                  "KEY/SECRET or BIGCOMMERCE_STORE_HASH/ACCESS_TOKEN)", file=sys.stderr)
+            print(
+                f"{sid}: no store API configured (SHOPIFY_ADMIN_TOKEN, WOOCOMMERCE_CONSUMER_"
+                "KEY/SECRET or BIGCOMMERCE_STORE_HASH/ACCESS_TOKEN)",
+                file=sys.stderr,
+            )
             rc = 2
             continue
         with ResyncProgress(rt, sid, tty=sys.stdout.isatty()) as progress:
             try:
-                counts = reconcile(rt, sid, delete_missing=args.delete_missing,
-                                   progress=progress.update)
+                counts = reconcile(
+                    rt, sid, delete_missing=args.delete_missing, progress=progress.update
+                )
             except (StoreFetchError, PersonyzeError, BacklogStalled) as e:  # no secrets in these
                 print(f"{sid}: {e}", file=sys.stderr)
                 rc = 1
@@ -201,9 +234,14 @@ class ResyncProgress:
 
             # The bar pulses while the store is listed (its size is unknown), then fills
             # with the writes of what was ingested (--wait).
-            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                 BarColumn(), TextColumn("{task.fields[line]}"),
-                                 TimeElapsedColumn(), transient=False)
+            self._bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[line]}"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.sid, total=None, line="")
         return self
@@ -217,8 +255,10 @@ class ResyncProgress:
         return max(0, self.ingested - self.finished) / self.rate
 
     def line(self) -> str:
-        return (f"read={self.read} ingested={self.ingested} written={self.written} "
-                f"eta={duration(self.eta())} at {self.rate:g}/s")
+        return (
+            f"read={self.read} ingested={self.ingested} written={self.written} "
+            f"eta={duration(self.eta())} at {self.rate:g}/s"
+        )
 
     def update(self, counts: Any) -> None:
         """reconcile()'s progress callback: the running counts of the listing."""
@@ -238,8 +278,12 @@ class ResyncProgress:
             self._ledger_at = now
             self._refresh_ledger()
         if self._bar is not None:
-            self._bar.update(self._task, line=self.line(), completed=self.finished,
-                             total=max(1, self.ingested) if self._listed else None)
+            self._bar.update(
+                self._task,
+                line=self.line(),
+                completed=self.finished,
+                total=max(1, self.ingested) if self._listed else None,
+            )
         elif force or now - self._plain_at >= self.PLAIN_EVERY_SECONDS:
             self._plain_at = now
             print(f"{self.sid}: {self.line()}", flush=True)
@@ -250,7 +294,8 @@ class ResyncProgress:
         while True:
             self._show(force=True)
             if self.finished >= self.ingested or (
-                self.pending == 0 and self.rt.state.due_count(self.sid) == 0):
+                self.pending == 0 and self.rt.state.due_count(self.sid) == 0
+            ):
                 return
             time.sleep(self.LEDGER_EVERY_SECONDS)
 
@@ -275,8 +320,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         url = None
         print(f"Redis unavailable ({type(e).__name__}): pass --url", file=sys.stderr)
     if not url:
-        print("no public URL: pass --url https://PUBLIC_BASE (or set PUBLIC_URL)",
-              file=sys.stderr)
+        print("no public URL: pass --url https://PUBLIC_BASE (or set PUBLIC_URL)", file=sys.stderr)
         return 2
     rc = 0
     for sid in [args.store] if args.store else list(rt.settings.stores):
@@ -287,8 +331,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
             continue
         outcomes = connect_store(rt.settings, store, url, check_only=args.check)
         if not outcomes:
-            print(f"{sid}: no platform webhook secret configured, nothing to connect",
-                  file=sys.stderr)
+            print(
+                f"{sid}: no platform webhook secret configured, nothing to connect", file=sys.stderr
+            )
             rc = max(rc, 2)
         for o in outcomes:
             if o.error:
@@ -305,8 +350,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
         try:
             record_public_url(rt, url)
         except redis.RedisError as e:
-            print(f"could not record the URL in Redis ({type(e).__name__}): set PUBLIC_URL so "
-                  "the scheduler keeps the subscriptions repaired", file=sys.stderr)
+            print(
+                f"could not record the URL in Redis ({type(e).__name__}): set PUBLIC_URL so "
+                "the scheduler keeps the subscriptions repaired",
+                file=sys.stderr,
+            )
     return rc
 
 
@@ -333,10 +381,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         print(f"migration skipped, Redis unavailable: {type(e).__name__}", file=sys.stderr)
     d = Dispatcher(rt, make_celery(rt))
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
-    threading.Thread(target=run_periodic, args=(rt, d.stop_event),
-                     daemon=True, name="reconcile").start()
-    threading.Thread(target=keep_subscriptions, args=(rt, d.stop_event),
-                     daemon=True, name="subscriptions").start()
+    threading.Thread(
+        target=run_periodic, args=(rt, d.stop_event), daemon=True, name="reconcile"
+    ).start()
+    threading.Thread(
+        target=keep_subscriptions, args=(rt, d.stop_event), daemon=True, name="subscriptions"
+    ).start()
     with contextlib.suppress(KeyboardInterrupt):
         d.run(on_turn=SchedulerPulse(rt.redis, rt.settings.key_prefix))
     return 0
@@ -370,8 +420,14 @@ def sample_product(product_id: int = 632910392, price: str = "199.00") -> dict[s
         "status": "active",
         "updated_at": now,
         "variants": [
-            {"id": 808950810, "sku": "IPOD2008PINK", "price": price, "compare_at_price": None,
-             "inventory_quantity": 10, "inventory_policy": "deny"},  # 2024-07+ shape
+            {
+                "id": 808950810,
+                "sku": "IPOD2008PINK",
+                "price": price,
+                "compare_at_price": None,
+                "inventory_quantity": 10,
+                "inventory_policy": "deny",
+            },  # 2024-07+ shape
         ],
         "images": [{"id": 850703190, "src": "https://cdn.shopify.com/s/files/ipod-nano.png"}],
     }
@@ -402,8 +458,12 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
     else:
         payload = sample_product(args.product_id, args.price)
     body = json.dumps(payload).encode()
-    resp = requests.post(f"{args.url.rstrip('/')}/webhooks/shopify", data=body,
-                         headers=shopify_headers(body, secret, args.topic, shop), timeout=10)
+    resp = requests.post(
+        f"{args.url.rstrip('/')}/webhooks/shopify",
+        data=body,
+        headers=shopify_headers(body, secret, args.topic, shop),
+        timeout=10,
+    )
     print(f"{resp.status_code} {resp.text.strip()}")
     return 0 if resp.ok else 1
 
@@ -430,8 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("send-sample", help="send a signed sample Shopify product webhook")
     s.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
-    s.add_argument("--topic", default="products/update",
-                   choices=["products/create", "products/update", "products/delete"])
+    s.add_argument(
+        "--topic",
+        default="products/update",
+        choices=["products/create", "products/update", "products/delete"],
+    )
     s.add_argument("--product-id", type=int, default=632910392)
     s.add_argument("--price", default="199.00")
     s.add_argument("--secret", help="default: $SHOPIFY_WEBHOOK_SECRET or the dev secret")
@@ -456,18 +519,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("resync", help="backfill: read the store catalog, sync what differs")
     r.add_argument("--store", help="default: every store")
-    r.add_argument("--delete-missing", action="store_true",
-                   help="also delete Personyze rows whose internal_id the store does not list")
-    r.add_argument("--wait", action="store_true",
-                   help="show progress until the workers have written what was queued")
+    r.add_argument(
+        "--delete-missing",
+        action="store_true",
+        help="also delete Personyze rows whose internal_id the store does not list",
+    )
+    r.add_argument(
+        "--wait",
+        action="store_true",
+        help="show progress until the workers have written what was queued",
+    )
     r.set_defaults(func=cmd_resync)
 
     cn = sub.add_parser("connect", help="register and repair the store's webhook subscriptions")
-    cn.add_argument("--url", help="the service's public base, e.g. https://sync.example.com "
-                    "(default: PUBLIC_URL, else the URL the last connect used)")
+    cn.add_argument(
+        "--url",
+        help="the service's public base, e.g. https://sync.example.com "
+        "(default: PUBLIC_URL, else the URL the last connect used)",
+    )
     cn.add_argument("--store", help="default: every store")
-    cn.add_argument("--check", action="store_true",
-                    help="only report; exit 1 if a subscription is missing or disabled")
+    cn.add_argument(
+        "--check",
+        action="store_true",
+        help="only report; exit 1 if a subscription is missing or disabled",
+    )
     cn.set_defaults(func=cmd_connect)
 
     sc = sub.add_parser("scheduler", help="the sweeper/dispatcher process (Procfile scheduler)")
@@ -489,4 +564,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

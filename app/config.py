@@ -41,8 +41,10 @@ def check_https_url(url: str, name: str = "PERSONYZE_BASE_URL") -> str:
     try:
         return check_base_url(url)
     except ValueError:
-        raise ValueError(f"{name} must be https:// (plain http only for loopback hosts), "
-                         "without credentials in it") from None
+        raise ValueError(
+            f"{name} must be https:// (plain http only for loopback hosts), "
+            "without credentials in it"
+        ) from None
 
 
 def check_public_url(url: str, name: str = "PUBLIC_URL") -> str:
@@ -93,8 +95,9 @@ class PersonyzeAccount(BaseModel):
         """A client for this account (the caller closes it)."""
         from app.personyze import PersonyzeClient
 
-        return PersonyzeClient(self.api_key.get_secret_value() if self.api_key else "",
-                               self.base_url)
+        return PersonyzeClient(
+            self.api_key.get_secret_value() if self.api_key else "", self.base_url
+        )
 
     @property
     def id(self) -> str:
@@ -183,8 +186,9 @@ class StoreConfig(BaseModel):
     @property
     def shopify_api(self) -> str | None:
         """Base URL of the Admin API when backfill is configured, else None."""
-        if not (self.shopify_admin_token and (self.shopify_admin_api_url
-                                              or self.shopify_shop_domain)):
+        if not (
+            self.shopify_admin_token and (self.shopify_admin_api_url or self.shopify_shop_domain)
+        ):
             return None
         return self.shopify_admin_api_url or f"https://{self.shopify_shop_domain}"
 
@@ -214,7 +218,8 @@ class StoreConfig(BaseModel):
     def woocommerce_api(self) -> bool:
         """Whether variation changes can be synced (the parent is refetched)."""
         return bool(
-            self.woocommerce_url and self.woocommerce_consumer_key
+            self.woocommerce_url
+            and self.woocommerce_consumer_key
             and self.woocommerce_consumer_secret
         )
 
@@ -362,8 +367,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _lease_outlives_task(self) -> Settings:
         if self.lease_seconds <= self.task_time_limit_seconds:
-            raise ValueError("LEASE_SECONDS must be longer than TASK_TIME_LIMIT_SECONDS: a task "
-                             "still running after its lease would write beside another worker")
+            raise ValueError(
+                "LEASE_SECONDS must be longer than TASK_TIME_LIMIT_SECONDS: a task "
+                "still running after its lease would write beside another worker"
+            )
         return self
 
     @property
@@ -426,8 +433,10 @@ class Settings(BaseSettings):
                     "BIGCOMMERCE_CLIENT_SECRET"
                 )
             if store.bigcommerce_webhook_secrets and not store.bigcommerce_api:
-                out.append(f"{where}: BigCommerce webhooks carry no product state: set "
-                           "BIGCOMMERCE_STORE_HASH and BIGCOMMERCE_ACCESS_TOKEN")
+                out.append(
+                    f"{where}: BigCommerce webhooks carry no product state: set "
+                    "BIGCOMMERCE_STORE_HASH and BIGCOMMERCE_ACCESS_TOKEN"
+                )
         return out
 
 
@@ -486,4 +495,3 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as e:
         raise ConfigError(f"invalid configuration: {_describe(e)}") from None
     return settings
-

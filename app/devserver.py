@@ -57,8 +57,19 @@ def run_dev(port: int) -> int:
             env["REDIS_URL"] = embedded.url
         if not env.get("PERSONYZE_API_KEY"):
             sb_port = redisconn.free_port()
-            procs.append(_spawn([str(bindir / "personyze-sync"), "sandbox", "--port",
-                                 str(sb_port), "--api-key", DEFAULT_API_KEY], env))
+            procs.append(
+                _spawn(
+                    [
+                        str(bindir / "personyze-sync"),
+                        "sandbox",
+                        "--port",
+                        str(sb_port),
+                        "--api-key",
+                        DEFAULT_API_KEY,
+                    ],
+                    env,
+                )
+            )
             env["PERSONYZE_API_KEY"] = DEFAULT_API_KEY
             env["PERSONYZE_BASE_URL"] = f"http://127.0.0.1:{sb_port}/rest"
             _wait_http(f"http://127.0.0.1:{sb_port}/rest/account")
@@ -66,10 +77,34 @@ def run_dev(port: int) -> int:
             env["SHOPIFY_WEBHOOK_SECRET"] = DEV_SHOPIFY_SECRET
             env.setdefault("SHOPIFY_SHOP_DOMAIN", DEV_SHOP_DOMAIN)
         env.setdefault("LOG_LEVEL", "INFO")
-        procs.append(_spawn([str(bindir / "gunicorn"), "-c", str(GUNICORN_CONF),
-                             "--bind", f"127.0.0.1:{port}", "app:create_app()"], env))
-        procs.append(_spawn([str(bindir / "celery"), "-A", "workers.celery_app:celery",
-                             "worker", "--loglevel", "INFO", "--concurrency", "2"], env))
+        procs.append(
+            _spawn(
+                [
+                    str(bindir / "gunicorn"),
+                    "-c",
+                    str(GUNICORN_CONF),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "app:create_app()",
+                ],
+                env,
+            )
+        )
+        procs.append(
+            _spawn(
+                [
+                    str(bindir / "celery"),
+                    "-A",
+                    "workers.celery_app:celery",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                ],
+                env,
+            )
+        )
         procs.append(_spawn([str(bindir / "personyze-sync"), "scheduler"], env))
         base = f"http://127.0.0.1:{port}"
         if not _wait_http(f"{base}/healthz"):
@@ -77,19 +112,22 @@ def run_dev(port: int) -> int:
             return 1
         secret = env.get("SHOPIFY_WEBHOOK_SECRET", "")
         shown = secret if secret == DEV_SHOPIFY_SECRET else "<your secret>"
-        print(f"""
+        print(
+            f"""
 personyze-sync is running (Ctrl-C stops everything)
   web        {base}   (/healthz /readyz /metrics)
   webhooks   {base}/webhooks/shopify
-  redis      {redisconn.describe(env['REDIS_URL'])}{'  (embedded)' if embedded else ''}
-  personyze  {env.get('PERSONYZE_BASE_URL', 'https://app.personyze.com/rest')}
+  redis      {redisconn.describe(env["REDIS_URL"])}{"  (embedded)" if embedded else ""}
+  personyze  {env.get("PERSONYZE_BASE_URL", "https://app.personyze.com/rest")}
 
 Send a signed sample Shopify webhook from another terminal:
   SHOPIFY_WEBHOOK_SECRET={shown} \\
     .venv/bin/personyze-sync send-sample --url {base}
 Then see it land:
-  REDIS_URL={env['REDIS_URL'] if embedded else '$REDIS_URL'} .venv/bin/personyze-sync status
-""", flush=True)
+  REDIS_URL={env["REDIS_URL"] if embedded else "$REDIS_URL"} .venv/bin/personyze-sync status
+""",
+            flush=True,
+        )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a process exited; stopping the rest", file=sys.stderr)

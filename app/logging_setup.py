@@ -12,8 +12,10 @@ import structlog
 # Anything that looks like a credential: Basic/Bearer headers, whsec_ secrets, 40-hex API keys,
 # and passwords inside URLs.
 _SECRET_PATTERNS = [
-    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[^\s'\",}]+"),
-     r"\1\2 [redacted]"),
+    (
+        re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[^\s'\",}]+"),
+        r"\1\2 [redacted]",
+    ),
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_[redacted]"),
     (re.compile(r"\b[0-9A-Fa-f]{40}\b"), "[redacted-key]"),
     (re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@"), r"\1[redacted]@"),

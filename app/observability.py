@@ -26,14 +26,26 @@ if TYPE_CHECKING:
 
     from app.config import StoreConfig
 
-_DROP_HEADERS = {"authorization", "x-shopify-hmac-sha256", "x-wc-webhook-signature",
-                 "webhook-signature", "svix-signature", "cookie", "x-auth-token",
-                 "x-shopify-access-token", "x-csrf-token"}
+_DROP_HEADERS = {
+    "authorization",
+    "x-shopify-hmac-sha256",
+    "x-wc-webhook-signature",
+    "webhook-signature",
+    "svix-signature",
+    "cookie",
+    "x-auth-token",
+    "x-shopify-access-token",
+    "x-csrf-token",
+}
 # Platform variables that name the deployed commit, in order of preference (Heroku sets
 # HEROKU_BUILD_COMMIT, formerly HEROKU_SLUG_COMMIT, with the dyno metadata feature; its
 # builds and many CI systems set SOURCE_VERSION).
-RELEASE_VARIABLES = ("SENTRY_RELEASE", "HEROKU_BUILD_COMMIT", "HEROKU_SLUG_COMMIT",
-                     "SOURCE_VERSION")
+RELEASE_VARIABLES = (
+    "SENTRY_RELEASE",
+    "HEROKU_BUILD_COMMIT",
+    "HEROKU_SLUG_COMMIT",
+    "SOURCE_VERSION",
+)
 MAX_MESSAGE_DETAIL = 200
 DISPATCHER_MONITOR = "personyze-sync-dispatcher"
 DISPATCHER_CHECKIN_SECONDS = 60.0
@@ -80,12 +92,15 @@ def init_sentry(settings: Settings, component: str) -> bool:
         include_local_variables=False,
         before_send=before_send,
         before_breadcrumb=lambda crumb, _hint: scrub(crumb),
-        integrations=[FlaskIntegration(), CeleryIntegration(monitor_beat_tasks=False),
-                      # Log records become breadcrumbs, not events: the Flask, Celery,
-                      # threading and excepthook integrations already report each crash
-                      # once, and the log filter (logging_setup) strips exc_info before
-                      # Sentry sees the record, so a logged crash came out as a second event.
-                      LoggingIntegration(level=logging.INFO, event_level=None)],
+        integrations=[
+            FlaskIntegration(),
+            CeleryIntegration(monitor_beat_tasks=False),
+            # Log records become breadcrumbs, not events: the Flask, Celery,
+            # threading and excepthook integrations already report each crash
+            # once, and the log filter (logging_setup) strips exc_info before
+            # Sentry sees the record, so a logged crash came out as a second event.
+            LoggingIntegration(level=logging.INFO, event_level=None),
+        ],
         **kwargs,
     )
     sentry_sdk.set_tag("component", component)
@@ -101,12 +116,16 @@ def active() -> bool:
 def store_platform(store: StoreConfig) -> str:
     """The platform(s) a store is configured for: a dead letter's pending state does not say
     which platform sent it, and one store is almost always one platform."""
-    names = [name for name, on in (
-        ("shopify", store.shopify_webhook_secrets or store.shopify_api),
-        ("woocommerce", store.woocommerce_webhook_secrets or store.woocommerce_url),
-        ("bigcommerce", store.bigcommerce_webhook_secrets or store.bigcommerce_api),
-        ("standard", store.standard_webhook_secrets),
-    ) if on]
+    names = [
+        name
+        for name, on in (
+            ("shopify", store.shopify_webhook_secrets or store.shopify_api),
+            ("woocommerce", store.woocommerce_webhook_secrets or store.woocommerce_url),
+            ("bigcommerce", store.bigcommerce_webhook_secrets or store.bigcommerce_api),
+            ("standard", store.standard_webhook_secrets),
+        )
+        if on
+    ]
     return "+".join(names) or "unknown"
 
 
@@ -116,9 +135,16 @@ def _detail(error: BaseException | str) -> str:
     return first[:MAX_MESSAGE_DETAIL]
 
 
-def report_failure(kind: str, message: str, *, store: StoreConfig, error_type: str,
-                   platform: str | None = None, level: str = "error",
-                   context: dict[str, Any] | None = None) -> None:
+def report_failure(
+    kind: str,
+    message: str,
+    *,
+    store: StoreConfig,
+    error_type: str,
+    platform: str | None = None,
+    level: str = "error",
+    context: dict[str, Any] | None = None,
+) -> None:
     """One Sentry event for a condition a person must act on. Grouped by (kind, store,
     error type): the fingerprint, not the message, decides the Sentry issue."""
     import sentry_sdk
@@ -136,20 +162,30 @@ def report_failure(kind: str, message: str, *, store: StoreConfig, error_type: s
         sentry_sdk.capture_message(message, level=level)  # type: ignore[arg-type]
 
 
-def report_dead_letter(store: StoreConfig, product_id: str, error: BaseException,
-                       errors: list[dict[str, Any]], platform: str | None = None) -> None:
+def report_dead_letter(
+    store: StoreConfig,
+    product_id: str,
+    error: BaseException,
+    errors: list[dict[str, Any]],
+    platform: str | None = None,
+) -> None:
     """A product gave up on: its id and error history go in the event, the cause in the
     message (a store API failure reads differently from a Personyze rejection)."""
     error_type = type(error).__name__
-    cause = ("the store API failed" if error_type == "StoreFetchError"
-             else "the product could not be mapped" if error_type == "MappingError"
-             else "Personyze refused it")
+    cause = (
+        "the store API failed"
+        if error_type == "StoreFetchError"
+        else "the product could not be mapped"
+        if error_type == "MappingError"
+        else "Personyze refused it"
+    )
     report_failure(
         "dead-letter",
         f"Dead letter in store {store.id}: {cause} ({error_type}: {_detail(error)})",
-        store=store, error_type=error_type, platform=platform,
-        context={"product": {"id": product_id, "attempts": len(errors),
-                             "errors": errors[-5:]}},
+        store=store,
+        error_type=error_type,
+        platform=platform,
+        context={"product": {"id": product_id, "attempts": len(errors), "errors": errors[-5:]}},
     )
 
 
@@ -158,13 +194,15 @@ def report_auth_failure(store: StoreConfig, paused_seconds: float) -> None:
     report_failure(
         "personyze-auth",
         f"Personyze rejected the API key of store {store.id} (401); the account is paused",
-        store=store, error_type="PersonyzeAuthError",
+        store=store,
+        error_type="PersonyzeAuthError",
         context={"pause": {"seconds": paused_seconds}},
     )
 
 
-def report_subscription_failure(store: StoreConfig, platform: str, error: BaseException | str,
-                                error_type: str | None = None) -> None:
+def report_subscription_failure(
+    store: StoreConfig, platform: str, error: BaseException | str, error_type: str | None = None
+) -> None:
     """A webhook subscription that could not be registered or repaired: the store stops
     telling us about changes until someone fixes it (called by the subscription keeper)."""
     if error_type is None:
@@ -173,11 +211,14 @@ def report_subscription_failure(store: StoreConfig, platform: str, error: BaseEx
         "subscription",
         f"Webhook subscription of store {store.id} on {platform} cannot be repaired "
         f"({_detail(error)})",
-        store=store, error_type=error_type, platform=platform,
+        store=store,
+        error_type=error_type,
+        platform=platform,
     )
 
 
 # -- Sentry Crons -------------------------------------------------------------------------
+
 
 def monitor_slug(name: str) -> str:
     """Sentry slugs: lowercase letters, digits, `-` and `_`, at most 50 characters."""
@@ -190,10 +231,15 @@ def dispatcher_checkin() -> None:
     from sentry_sdk.crons import capture_checkin
 
     capture_checkin(
-        monitor_slug=DISPATCHER_MONITOR, status="ok",
-        monitor_config={"schedule": {"type": "interval", "value": 1, "unit": "minute"},
-                        "checkin_margin": 2, "max_runtime": 1,
-                        "failure_issue_threshold": 2, "recovery_threshold": 1},
+        monitor_slug=DISPATCHER_MONITOR,
+        status="ok",
+        monitor_config={
+            "schedule": {"type": "interval", "value": 1, "unit": "minute"},
+            "checkin_margin": 2,
+            "max_runtime": 1,
+            "failure_issue_threshold": 2,
+            "recovery_threshold": 1,
+        },
     )
 
 
@@ -207,15 +253,21 @@ def reconcile_monitor(store_id: str, interval_seconds: float) -> Iterator[None]:
     from sentry_sdk.crons import monitor
 
     minutes = max(1, round(interval_seconds / 60))
-    config = {"schedule": {"type": "interval", "value": minutes, "unit": "minute"},
-              "checkin_margin": max(5, minutes // 10), "max_runtime": max(30, minutes),
-              "failure_issue_threshold": 1, "recovery_threshold": 1}
-    with monitor(monitor_slug=monitor_slug(f"personyze-sync-reconcile-{store_id}"),
-                 monitor_config=config):  # type: ignore[arg-type]
+    config = {
+        "schedule": {"type": "interval", "value": minutes, "unit": "minute"},
+        "checkin_margin": max(5, minutes // 10),
+        "max_runtime": max(30, minutes),
+        "failure_issue_threshold": 1,
+        "recovery_threshold": 1,
+    }
+    with monitor(
+        monitor_slug=monitor_slug(f"personyze-sync-reconcile-{store_id}"), monitor_config=config
+    ):  # type: ignore[arg-type]
         yield
 
 
 # -- the scheduler's heartbeat ------------------------------------------------------------
+
 
 def heartbeat_key(prefix: str) -> str:
     return f"{prefix}:scheduler:heartbeat"

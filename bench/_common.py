@@ -37,11 +37,20 @@ __all__ = ["SANDBOX_KEY", "SHOP", "SHOPIFY_SECRET", "shopify_request"]
 def tree_state() -> str:
     """The commit measured, and whether app code differs from it (others edit concurrently)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "app", "workers",
-                                "deploy", "sandbox"], cwd=ROOT, text=True,
-                               capture_output=True, timeout=10).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "app", "workers", "deploy", "sandbox"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        ).stdout.split("\n")
         n = sum(1 for line in dirty if line.strip())
         return f"{head}" + (f" + {n} uncommitted app files" if n else "")
     except (OSError, subprocess.SubprocessError):
@@ -98,9 +107,15 @@ def cleanup_prefix(url: str, prefix: str) -> int:
 
 # kombu's keys shared by every Celery app of a database (pidbox bindings): deleted at the end
 # only when this run created them (absent at its start)
-KOMBU_SHARED = ("_kombu.binding_deadlines", "_kombu.binding.celery.pidbox",
-                "_kombu.binding_permanent.celery.pidbox", "_kombu.binding.celeryev",
-                "unacked", "unacked_index", "unacked_mutex")
+KOMBU_SHARED = (
+    "_kombu.binding_deadlines",
+    "_kombu.binding.celery.pidbox",
+    "_kombu.binding_permanent.celery.pidbox",
+    "_kombu.binding.celeryev",
+    "unacked",
+    "unacked_index",
+    "unacked_mutex",
+)
 
 
 def shared_absent(url: str) -> list[str]:
@@ -119,16 +134,23 @@ def cleanup_shared(url: str, absent: list[str]) -> int:
 
 # -- payloads ----------------------------------------------------------------------------------
 
-_TEXT = ("soft organic cotton tee classic fit breathable fabric everyday wear premium "
-          "stitching durable lightweight travel ready machine washable recycled packaging "
-          "limited edition colourway ethically made in portugal ribbed collar")
+_TEXT = (
+    "soft organic cotton tee classic fit breathable fabric everyday wear premium "
+    "stitching durable lightweight travel ready machine washable recycled packaging "
+    "limited edition colourway ethically made in portugal ribbed collar"
+)
 _WORDS = _TEXT.split()
 _COLORS = ("Black", "White", "Navy", "Olive", "Sand", "Red", "Grey", "Teal")
 _SIZES = ("XS", "S", "M", "L", "XL", "XXL")
 
 
-def realistic_product(pid: int, rng: random.Random, at: float = 0.0,
-                      title: str | None = None, price: str | None = None) -> dict[str, Any]:
+def realistic_product(
+    pid: int,
+    rng: random.Random,
+    at: float = 0.0,
+    title: str | None = None,
+    price: str | None = None,
+) -> dict[str, Any]:
     """A Shopify REST product as a real store sends it: 2-6 variants, 1-4 images, options,
     tags and a body_html of a few paragraphs; 1-5 KB of JSON."""
     n_var = rng.randint(2, 6)
@@ -137,34 +159,67 @@ def realistic_product(pid: int, rng: random.Random, at: float = 0.0,
     for i in range(n_var):
         color, size = _COLORS[i % len(_COLORS)], _SIZES[(i // len(_COLORS) + i) % len(_SIZES)]
         p = price or f"{(base + 100 * (i % 3)) / 100:.2f}"
-        variants.append({
-            "id": pid * 100 + i, "product_id": pid, "title": f"{color} / {size}",
-            "sku": f"SKU-{pid}-{i}", "price": p,
-            "compare_at_price": f"{(base + 1500) / 100:.2f}" if i % 4 == 0 else None,
-            "position": i + 1, "inventory_policy": "deny", "fulfillment_service": "manual",
-            "inventory_management": "shopify", "option1": color, "option2": size,
-            "option3": None, "taxable": True, "barcode": f"{rng.randrange(10**12):012d}",
-            "grams": 200, "weight": 0.2, "weight_unit": "kg",
-            "inventory_quantity": rng.randint(0, 40), "requires_shipping": True,
-        })
-    images = [{"id": pid * 10 + j, "product_id": pid, "position": j + 1,
-               "src": f"https://cdn.shopify.com/s/files/1/0000/0001/products/{pid}_{j}.jpg",
-               "width": 2048, "height": 2048, "alt": None, "variant_ids": []}
-              for j in range(rng.randint(1, 4))]
+        variants.append(
+            {
+                "id": pid * 100 + i,
+                "product_id": pid,
+                "title": f"{color} / {size}",
+                "sku": f"SKU-{pid}-{i}",
+                "price": p,
+                "compare_at_price": f"{(base + 1500) / 100:.2f}" if i % 4 == 0 else None,
+                "position": i + 1,
+                "inventory_policy": "deny",
+                "fulfillment_service": "manual",
+                "inventory_management": "shopify",
+                "option1": color,
+                "option2": size,
+                "option3": None,
+                "taxable": True,
+                "barcode": f"{rng.randrange(10**12):012d}",
+                "grams": 200,
+                "weight": 0.2,
+                "weight_unit": "kg",
+                "inventory_quantity": rng.randint(0, 40),
+                "requires_shipping": True,
+            }
+        )
+    images = [
+        {
+            "id": pid * 10 + j,
+            "product_id": pid,
+            "position": j + 1,
+            "src": f"https://cdn.shopify.com/s/files/1/0000/0001/products/{pid}_{j}.jpg",
+            "width": 2048,
+            "height": 2048,
+            "alt": None,
+            "variant_ids": [],
+        }
+        for j in range(rng.randint(1, 4))
+    ]
     paras = "".join(
         f"<p>{' '.join(rng.choice(_WORDS) for _ in range(rng.randint(8, 40)))}</p>"
-        for _ in range(rng.randint(1, 4)))
+        for _ in range(rng.randint(1, 4))
+    )
     return shopify_product(
-        pid, at=at, price=variants[0]["price"], title=title or f"Product {pid}",
+        pid,
+        at=at,
+        price=variants[0]["price"],
+        title=title or f"Product {pid}",
         body_html=f"<h2>Details</h2>{paras}<ul><li>100% cotton</li><li>Care: 30C</li></ul>",
-        handle=f"product-{pid}", vendor="Acme Apparel", product_type="T-Shirts",
-        tags="summer, cotton, bestseller", published_scope="web",
+        handle=f"product-{pid}",
+        vendor="Acme Apparel",
+        product_type="T-Shirts",
+        tags="summer, cotton, bestseller",
+        published_scope="web",
         options=[{"name": "Color", "position": 1}, {"name": "Size", "position": 2}],
-        variants=variants, images=images, image=images[0],
+        variants=variants,
+        images=images,
+        image=images[0],
     )
 
 
 # -- statistics ----------------------------------------------------------------------------------
+
 
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of a non-empty list."""
@@ -177,8 +232,10 @@ def summary_ms(values: list[float]) -> str:
     if not values:
         return "n=0"
     ms = [v * 1000 for v in values]
-    return (f"n={len(ms)} p50={pct(ms, 50):.1f} p90={pct(ms, 90):.1f} p99={pct(ms, 99):.1f} "
-            f"max={max(ms):.1f} mean={statistics.fmean(ms):.1f} ms")
+    return (
+        f"n={len(ms)} p50={pct(ms, 50):.1f} p90={pct(ms, 90):.1f} p99={pct(ms, 99):.1f} "
+        f"max={max(ms):.1f} mean={statistics.fmean(ms):.1f} ms"
+    )
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -285,15 +342,15 @@ def effective_worker_class(worker_class: str, threads: int) -> str:
     return "gthread" if is_sync and threads > 1 else worker_class
 
 
-def start_gunicorn(env: dict[str, str], app: str, workers: int, threads: int,
-                   worker_class: str):
+def start_gunicorn(env: dict[str, str], app: str, workers: int, threads: int, worker_class: str):
     """tests.servers.Gunicorn (deploy/gunicorn.conf.py, as the Procfile) with these exact
     settings, tracked for cleanup and with its stderr drained. `g.worker_class` is the class
     gunicorn reported it runs ("Using worker: ..."; None if it did not say)."""
     from tests.servers import Gunicorn
 
-    g = Gunicorn(dict(env, WEB_WORKER_CLASS=worker_class), app=app, workers=workers,
-                 threads=threads)
+    g = Gunicorn(
+        dict(env, WEB_WORKER_CLASS=worker_class), app=app, workers=workers, threads=threads
+    )
     track(g.proc)
     g.stderr_tail = drain(g.proc.stderr)
     g.worker_class = None

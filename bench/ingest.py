@@ -40,9 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
+import orjson
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     ROOT,
     SANDBOX_KEY,
     SHOP,
@@ -69,6 +69,7 @@ NOREDIS = "bench.whatif_noredis_app:create_app()"
 
 # -- requests ----------------------------------------------------------------------------------
 
+
 class Gen:
     """Distinct signed deliveries: product ids and event ids never repeat within a run."""
 
@@ -85,8 +86,10 @@ class Gen:
 
 def raw_http(body: bytes, headers: dict[str, str]) -> bytes:
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (f"POST /webhooks/shopify HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
-            f"{head}\r\n").encode() + body
+    return (
+        f"POST /webhooks/shopify HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
+        f"{head}\r\n"
+    ).encode() + body
 
 
 def write_set(gen: Gen, directory: Path, count: int, wrk_threads: int) -> int:
@@ -150,16 +153,40 @@ def redis_pid(url: str) -> int | None:
         return None
 
 
-def run_wrk(url: str, reqdir: Path, seconds: float, connections: int, threads: int,
-            server_pid: int, rpid: int | None) -> dict:
+def run_wrk(
+    url: str,
+    reqdir: Path,
+    seconds: float,
+    connections: int,
+    threads: int,
+    server_pid: int,
+    rpid: int | None,
+) -> dict:
     cpu0 = tree_cpu(server_pid)
     r0 = tree_cpu(rpid) if rpid else 0.0
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0 = busy_cpu()
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
-           "--timeout", "5s", "-s", str(LUA), url + "/webhooks/shopify", "--", str(reqdir)]
-    proc = track(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  start_new_session=True))
+    cmd = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA),
+        url + "/webhooks/shopify",
+        "--",
+        str(reqdir),
+    ]
+    proc = track(
+        subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+    )
     try:
         out, err = proc.communicate(timeout=seconds + 60)
     finally:
@@ -171,19 +198,21 @@ def run_wrk(url: str, reqdir: Path, seconds: float, connections: int, threads: i
     line = next((x for x in out.decode().splitlines() if x.startswith("BENCHJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.decode()[-1500:]} {err.decode()[-1500:]}")
-    res = json.loads(line[len("BENCHJSON "):])
+    res = json.loads(line[len("BENCHJSON ") :])
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
     res["server_cpu"] = tree_cpu(server_pid) - cpu0
     res["redis_cpu"] = (tree_cpu(rpid) - r0) if rpid else float("nan")
     res["wrk_cpu"] = wrk_cpu
     secs = res["duration_us"] / 1e6
     # CPU used by anything else on the machine meanwhile (other jobs): noise, in CPUs
-    res["other_cpus"] = max(0.0, busy - res["server_cpu"] - wrk_cpu - (
-        res["redis_cpu"] if rpid else 0.0)) / secs
+    res["other_cpus"] = (
+        max(0.0, busy - res["server_cpu"] - wrk_cpu - (res["redis_cpu"] if rpid else 0.0)) / secs
+    )
     return res
 
 
 # -- the in-process profile --------------------------------------------------------------------
+
 
 def environs(gen: Gen, n: int):
     from werkzeug.test import EnvironBuilder
@@ -191,8 +220,11 @@ def environs(gen: Gen, n: int):
     out = []
     for _ in range(n):
         body, headers = gen.delivery()
-        out.append(EnvironBuilder(path="/webhooks/shopify", method="POST", data=body,
-                                  headers=headers).get_environ())
+        out.append(
+            EnvironBuilder(
+                path="/webhooks/shopify", method="POST", data=body, headers=headers
+            ).get_environ()
+        )
     return out
 
 
@@ -258,8 +290,9 @@ def _profile(settings, n: int) -> None:
     store = rt.settings.stores["default"]
     keep = bool(store.mapping.add)
     tj_args = (keep,) if "keep_raw" in inspect.signature(Product.to_json).parameters else ()
-    rec_kw = ({"keep_raw": keep} if "keep_raw" in inspect.signature(rt.state.record).parameters
-              else {})
+    rec_kw = (
+        {"keep_raw": keep} if "keep_raw" in inspect.signature(rt.state.record).parameters else {}
+    )
 
     # Whole requests of the app and the bare app, and the view's steps timed one by one with
     # the functions app/web/webhooks.receive calls, all interleaved so they share the
@@ -267,10 +300,19 @@ def _profile(settings, n: int) -> None:
     orig_to_json = Product.to_json
     variants = {"app": app, "bare": bare}
     whole = dict.fromkeys(variants, 0.0)
-    steps = dict.fromkeys(("werkzeug Request wrapper", "read_body", "adapter.resolve",
-                           "adapter.verify (HMAC-SHA256)", "adapter.parse (JSON, normalize)",
-                           "State.record: Product.to_json", "State.record: EVALSHA ingest.lua",
-                           "_answer (JSON bytes, prometheus counter)"), 0.0)
+    steps = dict.fromkeys(
+        (
+            "werkzeug Request wrapper",
+            "read_body",
+            "adapter.resolve",
+            "adapter.verify (HMAC-SHA256)",
+            "adapter.parse (JSON, normalize)",
+            "State.record: Product.to_json",
+            "State.record: EVALSHA ingest.lua",
+            "_answer (JSON bytes, prometheus counter)",
+        ),
+        0.0,
+    )
     adapter = webhooks.ADAPTERS["shopify"]
     bodies = []
     clock = time.perf_counter
@@ -280,7 +322,7 @@ def _profile(settings, n: int) -> None:
     cs0 = rt.redis.info("commandstats").get("cmdstat_evalsha", {})
     try:
         for i in range(n):
-            for name in names[i % len(names):] + names[:i % len(names)]:
+            for name in names[i % len(names) :] + names[: i % len(names)]:
                 env = next(envs)
                 t0 = clock()
                 call(variants[name], env)
@@ -312,8 +354,11 @@ def _profile(settings, n: int) -> None:
             except Exception as e:  # noqa: BLE001 - the app changed shape: say so, go on
                 step_error = f"{type(e).__name__}: {e}"
                 continue
-            for name, dt in zip(steps, (t1 - t0 + t9 - t8, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
-                                        t6 - t5, t7 - t6, t8 - t7), strict=True):
+            for name, dt in zip(
+                steps,
+                (t1 - t0 + t9 - t8, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7),
+                strict=True,
+            ):
                 steps[name] += dt
             bodies.append(body)
     finally:
@@ -325,8 +370,9 @@ def _profile(settings, n: int) -> None:
     app_us, bare_us = us["app"], us["bare"]
     steps = {k: v / n * 1e6 for k, v in steps.items()}
     cs1 = rt.redis.info("commandstats").get("cmdstat_evalsha", {})
-    inside = ((cs1.get("usec", 0) - cs0.get("usec", 0))
-              / max(1, cs1.get("calls", 0) - cs0.get("calls", 0)))
+    inside = (cs1.get("usec", 0) - cs0.get("usec", 0)) / max(
+        1, cs1.get("calls", 0) - cs0.get("calls", 0)
+    )
     deliveries = [gen.delivery() for _ in range(n)]
     bodies = bodies or [b for b, _ in deliveries]
     products = [adapter.parse(store, b, h, time.time()).product for b, h in deliveries]
@@ -336,7 +382,8 @@ def _profile(settings, n: int) -> None:
         - per_call(orjson.loads, bodies),
         "parse_time": per_call(lambda p: parse_time(p.raw["updated_at"], "u"), products),
         "Counter.inc": per_call(
-            lambda _: metrics.WEBHOOKS.labels("shopify", "accepted_wake").inc(), range(n)),
+            lambda _: metrics.WEBHOOKS.labels("shopify", "accepted_wake").inc(), range(n)
+        ),
         "PING": per_call(lambda _: rt.redis.ping(), range(n)),
     }
     docs = [p.to_json(*tj_args) for p in products]
@@ -360,8 +407,10 @@ def _profile(settings, n: int) -> None:
         print(f"  {name:40s} {us:6.0f} us {us / app_us:4.0%}  {notes.get(name, '')}")
     if steps:
         rest = app_us - sum(steps.values())
-        print(f"  {'dispatch + WSGI response (rest)':40s} {rest:6.0f} us "
-              f"{rest / app_us:4.0%}  (a whole bare Flask request: {bare_us:.0f} us)")
+        print(
+            f"  {'dispatch + WSGI response (rest)':40s} {rest:6.0f} us "
+            f"{rest / app_us:4.0%}  (a whole bare Flask request: {bare_us:.0f} us)"
+        )
 
     # cProfile: who spends the time (tottime), for what the table above does not split
     envs = environs(gen, n)
@@ -373,20 +422,24 @@ def _profile(settings, n: int) -> None:
     s = io.StringIO()
     st = pstats.Stats(prof, stream=s)
     st.sort_stats("tottime").print_stats(10)
-    print(f"\n-- cProfile, top functions by own time over {n} requests "
-          f"(profiler overhead inflates small calls) --")
+    print(
+        f"\n-- cProfile, top functions by own time over {n} requests "
+        f"(profiler overhead inflates small calls) --"
+    )
     keep = False
     for line in s.getvalue().splitlines():
         if line.lstrip().startswith("ncalls"):
             keep = True
         if keep and line.strip():
             line = line.replace(str(ROOT) + "/", "").replace(
-                str(Path(sys.prefix)) + "/lib/python3.11/site-packages/", "")
+                str(Path(sys.prefix)) + "/lib/python3.11/site-packages/", ""
+            )
             line = line.replace(str(Path(sys.base_prefix)) + "/lib/python3.11/", "")
             print("  " + line[:140])
 
 
 # -- main --------------------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -396,16 +449,28 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, help="rounds per server, ABBA order (3; quick 2)")
     conf_class, conf_workers, conf_threads = gunicorn_settings()
     conf = "every server; default from deploy/gunicorn.conf.py"
-    ap.add_argument("--worker-class", default=conf_class,
-                    help=f"gunicorn worker class ({conf}: {conf_class})")
-    ap.add_argument("--workers", type=int, default=conf_workers,
-                    help=f"gunicorn workers ({conf}: {conf_workers})")
-    ap.add_argument("--threads", type=int, default=conf_threads,
-                    help=f"threads per worker ({conf}: {conf_threads})")
+    ap.add_argument(
+        "--worker-class", default=conf_class, help=f"gunicorn worker class ({conf}: {conf_class})"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=conf_workers,
+        help=f"gunicorn workers ({conf}: {conf_workers})",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=conf_threads,
+        help=f"threads per worker ({conf}: {conf_threads})",
+    )
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--profile-n", type=int, help="requests profiled in-process (2000; quick 400)")
-    ap.add_argument("--no-whatif", action="store_true",
-                    help="skip the what-if server app-redis; --quick skips it too")
+    ap.add_argument(
+        "--no-whatif",
+        action="store_true",
+        help="skip the what-if server app-redis; --quick skips it too",
+    )
     args = ap.parse_args()
     duration = args.duration or (3 if args.quick else 6)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -426,9 +491,14 @@ def main() -> int:
 
     def make_settings(p: str):
         return load_settings(
-            redis_url=url, key_prefix=p, sync_queue=f"{p}-sync",
-            shopify_webhook_secret=SHOPIFY_SECRET, shopify_shop_domain=SHOP,
-            personyze_api_key=SANDBOX_KEY, personyze_base_url="http://127.0.0.1:9/rest")
+            redis_url=url,
+            key_prefix=p,
+            sync_queue=f"{p}-sync",
+            shopify_webhook_secret=SHOPIFY_SECRET,
+            shopify_shop_domain=SHOP,
+            personyze_api_key=SANDBOX_KEY,
+            personyze_base_url="http://127.0.0.1:9/rest",
+        )
 
     settings = make_settings(prefix)
     env = settings_env(settings)
@@ -441,20 +511,26 @@ def main() -> int:
     t_start = time.time()
     try:
         for name in names:
-            servers[name] = start_gunicorn(env, apps[name], args.workers, args.threads,
-                                           args.worker_class)
+            servers[name] = start_gunicorn(
+                env, apps[name], args.workers, args.threads, args.worker_class
+            )
         # the class gunicorn says it runs (sync becomes gthread with threads > 1)
         used = {g.worker_class or "?" for g in servers.values()}
         expected = effective_worker_class(args.worker_class, args.threads)
-        print(f"ingest bench: gunicorn -c deploy/gunicorn.conf.py, every server "
-              f"worker class {'/'.join(sorted(used))} x {args.workers} workers x "
-              f"{args.threads} threads (WEB_WORKER_CLASS={args.worker_class} WEB_CONCURRENCY="
-              f"{args.workers} WEB_THREADS={args.threads}), wrk -t{wrk_threads} "
-              f"-c{args.connections}, {duration}s rounds, {os.cpu_count()} CPUs, "
-              f"load avg {os.getloadavg()[0]:.2f}, Redis {url}, code {tree_state()}")
+        print(
+            f"ingest bench: gunicorn -c deploy/gunicorn.conf.py, every server "
+            f"worker class {'/'.join(sorted(used))} x {args.workers} workers x "
+            f"{args.threads} threads (WEB_WORKER_CLASS={args.worker_class} WEB_CONCURRENCY="
+            f"{args.workers} WEB_THREADS={args.threads}), wrk -t{wrk_threads} "
+            f"-c{args.connections}, {duration}s rounds, {os.cpu_count()} CPUs, "
+            f"load avg {os.getloadavg()[0]:.2f}, Redis {url}, code {tree_state()}"
+        )
         if used != {expected}:
-            print(f"(warning: expected every server to run {expected}; gunicorn reported "
-                  + ", ".join(f"{n} {g.worker_class}" for n, g in servers.items()) + ")")
+            print(
+                f"(warning: expected every server to run {expected}; gunicorn reported "
+                + ", ".join(f"{n} {g.worker_class}" for n, g in servers.items())
+                + ")"
+            )
         gen = Gen()
 
         # warm up every server; the app's warm-up rate sizes the request sets
@@ -462,48 +538,57 @@ def main() -> int:
         est = {}
         for name in names:
             g = servers[name]
-            est[name] = run_wrk(g.url, tmp / "warm", warmup, args.connections, wrk_threads,
-                                g.proc.pid, rpid)["rps"]
+            est[name] = run_wrk(
+                g.url, tmp / "warm", warmup, args.connections, wrk_threads, g.proc.pid, rpid
+            )["rps"]
             cleanup_prefix(url, prefix)
         # one set of distinct deliveries, replayed by every round: the app's Redis keys are
         # deleted after each round, so no request is ever a duplicate of an earlier one
         per_set = int(max(est["app"], 0.6 * est["bare"]) * duration * 1.5) + 2000
         t0 = time.perf_counter()
         body_bytes = write_set(gen, tmp / "set", per_set, wrk_threads)
-        print(f"warm-up req/s: {', '.join(f'{n} {est[n]:.0f}' for n in names)}; {per_set} "
-              f"distinct deliveries, mean body {body_bytes / per_set:.0f} B (built in "
-              f"{time.perf_counter() - t0:.1f}s)")
+        print(
+            f"warm-up req/s: {', '.join(f'{n} {est[n]:.0f}' for n in names)}; {per_set} "
+            f"distinct deliveries, mean body {body_bytes / per_set:.0f} B (built in "
+            f"{time.perf_counter() - t0:.1f}s)"
+        )
 
         results: dict[str, list[dict]] = {n: [] for n in names}
         order = []
         for k in range(rounds):
             order += names if k % 2 == 0 else names[::-1]
-        print(f"\n{'round':10s} {'req/s':>7s} {'p50 ms':>7s} {'p90 ms':>7s} {'p99 ms':>7s} "
-              f"{'p99.9':>6s} {'max ms':>6s} {'err':>3s} {'srv us/req':>10s} "
-              f"{'redis us/req':>12s} {'wrk CPUs':>8s} {'other CPUs':>10s}")
+        print(
+            f"\n{'round':10s} {'req/s':>7s} {'p50 ms':>7s} {'p90 ms':>7s} {'p99 ms':>7s} "
+            f"{'p99.9':>6s} {'max ms':>6s} {'err':>3s} {'srv us/req':>10s} "
+            f"{'redis us/req':>12s} {'wrk CPUs':>8s} {'other CPUs':>10s}"
+        )
         for name in order:
             g = servers[name]
-            res = run_wrk(g.url, tmp / "set", duration, args.connections, wrk_threads,
-                          g.proc.pid, rpid)
-            errs = sum(res[f"err_{x}"] for x in ("connect", "read", "write", "status",
-                                                 "timeout"))
+            res = run_wrk(
+                g.url, tmp / "set", duration, args.connections, wrk_threads, g.proc.pid, rpid
+            )
+            errs = sum(res[f"err_{x}"] for x in ("connect", "read", "write", "status", "timeout"))
             note = ""
             if name == "app":
                 led = rt.state.ledger("default")
                 cleanup_prefix(url, prefix)
-                note = (f"  ledger: received={led['received']} pending={led['pending']} "
-                        f"duplicates={led['duplicates']}")
+                note = (
+                    f"  ledger: received={led['received']} pending={led['pending']} "
+                    f"duplicates={led['duplicates']}"
+                )
                 if res["wrapped"]:  # the set was too small: some requests were duplicates
                     note += f" (request set wrapped x{res['wrapped']})"
             results[name].append(res)
-            print(f"{name + ' #' + str(len(results[name])):10s} {res['rps']:7.0f} "
-                  f"{res['p50_us'] / 1000:7.2f} {res['p90_us'] / 1000:7.2f} "
-                  f"{res['p99_us'] / 1000:7.2f} {res['p999_us'] / 1000:6.1f} "
-                  f"{res['max_us'] / 1000:6.1f} {errs:3d} "
-                  f"{res['server_cpu'] / res['requests'] * 1e6:10.0f} "
-                  f"{res['redis_cpu'] / res['requests'] * 1e6:12.0f} "
-                  f"{res['wrk_cpu'] / (res['duration_us'] / 1e6):8.2f} "
-                  f"{res['other_cpus']:10.2f}{note}")
+            print(
+                f"{name + ' #' + str(len(results[name])):10s} {res['rps']:7.0f} "
+                f"{res['p50_us'] / 1000:7.2f} {res['p90_us'] / 1000:7.2f} "
+                f"{res['p99_us'] / 1000:7.2f} {res['p999_us'] / 1000:6.1f} "
+                f"{res['max_us'] / 1000:6.1f} {errs:3d} "
+                f"{res['server_cpu'] / res['requests'] * 1e6:10.0f} "
+                f"{res['redis_cpu'] / res['requests'] * 1e6:12.0f} "
+                f"{res['wrk_cpu'] / (res['duration_us'] / 1e6):8.2f} "
+                f"{res['other_cpus']:10.2f}{note}"
+            )
 
         def agg(name: str) -> tuple[float, float, float, float]:
             rs = results[name]
@@ -518,17 +603,23 @@ def main() -> int:
         for name in names:
             x = agg(name)
             ratio = "" if name == "bare" else f"  ratio {name}/bare = {x[0] / b[0]:.2f}"
-            print(f"{name:8s}: {x[0]:6.0f} req/s  p50 {x[1]:5.2f} ms  p99 {x[2]:5.2f} ms  "
-                  f"gunicorn CPU {x[3]:5.0f} us/req{ratio}")
+            print(
+                f"{name:8s}: {x[0]:6.0f} req/s  p50 {x[1]:5.2f} ms  p99 {x[2]:5.2f} ms  "
+                f"gunicorn CPU {x[3]:5.0f} us/req{ratio}"
+            )
         a = agg("app")
         pair = [results["app"][k]["rps"] / results["bare"][k]["rps"] for k in range(rounds)]
-        print(f"targets: app/bare {a[0] / b[0]:.2f} (rounds: {', '.join(f'{x:.2f}' for x in pair)})"
-              f" >= 0.6 {'met' if a[0] / b[0] >= 0.6 else 'NOT met'}; app p99 {a[2]:.1f} ms "
-              f"<= 15 ms at {args.connections} connections "
-              f"{'met' if a[2] <= 15 else 'NOT met'}  (p50/p99: mean of rounds)")
+        print(
+            f"targets: app/bare {a[0] / b[0]:.2f} (rounds: {', '.join(f'{x:.2f}' for x in pair)})"
+            f" >= 0.6 {'met' if a[0] / b[0] >= 0.6 else 'NOT met'}; app p99 {a[2]:.1f} ms "
+            f"<= 15 ms at {args.connections} connections "
+            f"{'met' if a[2] <= 15 else 'NOT met'}  (p50/p99: mean of rounds)"
+        )
         if "app-redis" in names:
-            print("(app-redis = upper bound: the real app with State.record's Redis round trip "
-                  "removed, bench/whatif_noredis_app.py; not a valid service)")
+            print(
+                "(app-redis = upper bound: the real app with State.record's Redis round trip "
+                "removed, bench/whatif_noredis_app.py; not a valid service)"
+            )
 
         for g in servers.values():
             kill_group(g.proc)

@@ -20,22 +20,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis  # noqa: E402
+import redis
 
-from app.config import PersonyzeAccount  # noqa: E402
-from app.core.ratelimit import AccountLimiter  # noqa: E402
-from app.core.state import Keys  # noqa: E402
-from app.personyze import PersonyzeClient  # noqa: E402
-from bench._common import SANDBOX_KEY, install_cleanup, new_prefix, redis_url  # noqa: E402
-from sandbox import Sandbox  # noqa: E402
-from workers.reads import PacedReads  # noqa: E402
+from app.config import PersonyzeAccount
+from app.core.ratelimit import AccountLimiter
+from app.core.state import Keys
+from app.personyze import PersonyzeClient
+from bench._common import SANDBOX_KEY, install_cleanup, new_prefix, redis_url
+from sandbox import Sandbox
+from workers.reads import PacedReads
 
 SPECIALS = ["A,B", "A|B", "A&B", "A/B", "A%B", "A+B", "A%2CB", "A B"]
 
 
 def listing(client: PersonyzeClient, pace: PacedReads | None = None) -> int:
-    return sum(1 for _ in client.iter_all("products", columns=["internal_id"],
-                                          order_by="internal_id", pace=pace))
+    return sum(
+        1
+        for _ in client.iter_all(
+            "products", columns=["internal_id"], order_by="internal_id", pace=pace
+        )
+    )
 
 
 def main() -> None:
@@ -55,17 +59,19 @@ def main() -> None:
             took = time.perf_counter() - start
             requests = len(sb.request_log)
             assert n == args.rows, (n, args.rows)
-            print(f"(a) {n} rows: {requests} requests (1 + (N-1000)/50, + 1 empty page when "
-                  f"the last is full), {took:.2f} s unthrottled, {requests / took:.0f} req/s "
-                  "(the sandbox filters and sorts every page in Python)")
+            print(
+                f"(a) {n} rows: {requests} requests (1 + (N-1000)/50, + 1 empty page when "
+                f"the last is full), {took:.2f} s unthrottled, {requests / took:.0f} req/s "
+                "(the sandbox filters and sorts every page in Python)"
+            )
 
             sb.clear_log()
             sb.faults.update(rate_limit=args.rate)
             configured = 0.95 * args.rate
-            account = PersonyzeAccount(api_key=SANDBOX_KEY, base_url=sb.url,
-                                       rate_limit=configured)
-            limiter = AccountLimiter(redis.Redis.from_url(redis_url()),
-                                     Keys(new_prefix("listing")), account)
+            account = PersonyzeAccount(api_key=SANDBOX_KEY, base_url=sb.url, rate_limit=configured)
+            limiter = AccountLimiter(
+                redis.Redis.from_url(redis_url()), Keys(new_prefix("listing")), account
+            )
             pace = PacedReads(limiter, 1.0, 300.0, 300.0)
             start = time.perf_counter()
             assert listing(client, pace) == args.rows
@@ -74,9 +80,11 @@ def main() -> None:
             ok = [e for e in log if e.status == 200]
             busy = sum(e.status == 503 for e in log)
             rate = (len(ok) - 1) / (ok[-1].time - ok[0].time)
-            print(f"(b) paced at {configured:g}/s (sandbox limit {args.rate:g}/s): "
-                  f"{len(ok)} pages in {took:.1f} s, {rate:.2f} req/s = "
-                  f"{rate / configured:.3f} of the configured limit, {busy} x 503")
+            print(
+                f"(b) paced at {configured:g}/s (sandbox limit {args.rate:g}/s): "
+                f"{len(ok)} pages in {took:.1f} s, {rate:.2f} req/s = "
+                f"{rate / configured:.3f} of the configured limit, {busy} x 503"
+            )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis  # noqa: E402
+import redis
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     at_exit,
     cleanup_prefix,
     install_cleanup,
@@ -82,20 +82,31 @@ def main() -> int:
     at_exit(lambda: cleanup_prefix(url, prefix))
     state = State(r, prefix)
     n, d = args.products, args.deliveries
-    print(f"memory bench: Redis {url} ({r.info('server')['redis_version']}), code "
-          f"{tree_state()}, {n} products, {d} deliveries of known products")
+    print(
+        f"memory bench: Redis {url} ({r.info('server')['redis_version']}), code "
+        f"{tree_state()}, {n} products, {d} deliveries of known products"
+    )
 
     rng = random.Random(7)
     t0 = time.time()
 
     v0 = 1_767_268_800_000_000
-    docs = [normalize(realistic_product(FIRST_ID + i, rng), str(FIRST_ID + i))
-            for i in range(min(n, 200))]  # normalizing dominates; reuse 200 distinct docs
+    docs = [
+        normalize(realistic_product(FIRST_ID + i, rng), str(FIRST_ID + i))
+        for i in range(min(n, 200))
+    ]  # normalizing dominates; reuse 200 distinct docs
 
     def ingest(i: int, version: int, eid: str) -> None:
-        ev = Event(store=STORE, platform="shopify", topic="products/update",
-                   product_id=str(FIRST_ID + i), version=version, kind="upsert",
-                   dedupe_key=eid, product=docs[i % len(docs)])
+        ev = Event(
+            store=STORE,
+            platform="shopify",
+            topic="products/update",
+            product_id=str(FIRST_ID + i),
+            version=version,
+            kind="upsert",
+            dedupe_key=eid,
+            product=docs[i % len(docs)],
+        )
         state.record(ev, time.time(), keep_raw=False)
 
     def sync(i: int, outcome: str = "written") -> None:
@@ -130,17 +141,26 @@ def main() -> int:
 
     print(f"  per pending product: {(m1 - m0) / n:8.1f} bytes (used_memory delta over {n})")
     print(f"  per synced product:  {(m2 - m0) / n:8.1f} bytes (target <= 80)")
-    print(f"  per delivery:        {(m3 - m2) / d:8.1f} bytes, amortized over {d} deliveries "
-          f"of known products (target <= 10)")
-    print(f"  ledger: received={led['received']} written={led['written']} "
-          f"skipped_unchanged={led['skipped_unchanged']} duplicates={led['duplicates']} "
-          f"stale={led['stale']} pending={led['pending']}")
-    for title, kinds in (("pending", pending_kinds), ("synced", synced_kinds),
-                         ("after the deliveries", delivered_kinds)):
+    print(
+        f"  per delivery:        {(m3 - m2) / d:8.1f} bytes, amortized over {d} deliveries "
+        f"of known products (target <= 10)"
+    )
+    print(
+        f"  ledger: received={led['received']} written={led['written']} "
+        f"skipped_unchanged={led['skipped_unchanged']} duplicates={led['duplicates']} "
+        f"stale={led['stale']} pending={led['pending']}"
+    )
+    for title, kinds in (
+        ("pending", pending_kinds),
+        ("synced", synced_kinds),
+        ("after the deliveries", delivered_kinds),
+    ):
         print(f"  keys when {title}:")
         for kind, (count, size, enc) in kinds.items():
-            print(f"    {kind:>8}: {count:7d} keys, MEMORY USAGE {size:11d} bytes "
-                  f"({size / n:7.1f} per product) [{enc}]")
+            print(
+                f"    {kind:>8}: {count:7d} keys, MEMORY USAGE {size:11d} bytes "
+                f"({size / n:7.1f} per product) [{enc}]"
+            )
     print(f"  (total {time.time() - t0:.0f}s)")
     return 0
 

@@ -26,31 +26,45 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
+import orjson
 
-from app import create_app, runtime  # noqa: E402
-from app.config import load_settings  # noqa: E402
-from app.platforms.catalog import _item  # noqa: E402
-from app.platforms.shopify_admin import bulk_nodes, normalize_admin, to_rest  # noqa: E402
-from bench._common import tree_state  # noqa: E402
-from sandbox import Sandbox  # noqa: E402
-from tests.conftest import SANDBOX_KEY, SHOP, SHOPIFY_SECRET, OwnRedis  # noqa: E402
-from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product, gql_variant  # noqa: E402
-from tests.support import shopify_request  # noqa: E402
-from workers.sync import Syncer  # noqa: E402
+from app import create_app, runtime
+from app.config import load_settings
+from app.platforms.catalog import _item
+from app.platforms.shopify_admin import bulk_nodes, normalize_admin, to_rest
+from bench._common import tree_state
+from sandbox import Sandbox
+from tests.conftest import SANDBOX_KEY, SHOP, SHOPIFY_SECRET, OwnRedis
+from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product, gql_variant
+from tests.support import shopify_request
+from workers.sync import Syncer
 
 
 def webhook(pid: int, qty: int, second: int) -> dict:
-    return {"id": pid, "title": f"p{pid}", "handle": f"product-{pid}", "status": "active",
-            "body_html": "<p>It's <b>small</b>.</p>", "vendor": "Apple",
-            "product_type": "Cult Products", "tags": "Emotive, Flash Memory",
-            "published_at": "2025-01-01T00:00:00Z",
-            "updated_at": f"2026-01-01T{second // 3600:02d}:{second // 60 % 60:02d}:"
-                          f"{second % 60:02d}Z",
-            "variants": [{"id": pid * 10 + 1, "sku": f"SKU-{pid}", "price": "199.00",
-                          "compare_at_price": None, "inventory_quantity": qty,
-                          "inventory_policy": "deny", "position": 1}],
-            "images": [{"src": "https://cdn.shopify.com/ipod.png"}]}
+    return {
+        "id": pid,
+        "title": f"p{pid}",
+        "handle": f"product-{pid}",
+        "status": "active",
+        "body_html": "<p>It's <b>small</b>.</p>",
+        "vendor": "Apple",
+        "product_type": "Cult Products",
+        "tags": "Emotive, Flash Memory",
+        "published_at": "2025-01-01T00:00:00Z",
+        "updated_at": f"2026-01-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z",
+        "variants": [
+            {
+                "id": pid * 10 + 1,
+                "sku": f"SKU-{pid}",
+                "price": "199.00",
+                "compare_at_price": None,
+                "inventory_quantity": qty,
+                "inventory_policy": "deny",
+                "position": 1,
+            }
+        ],
+        "images": [{"src": "https://cdn.shopify.com/ipod.png"}],
+    }
 
 
 def calls_per_write(n_products: int, n_webhooks: int) -> None:
@@ -60,11 +74,17 @@ def calls_per_write(n_products: int, n_webhooks: int) -> None:
     shop = FakeShopify()
     try:
         settings = load_settings(
-            redis_url=server.url, key_prefix="bench-shopify", personyze_api_key=SANDBOX_KEY,
-            personyze_base_url=sandbox.url, personyze_rate_limit=100_000,
-            shopify_webhook_secret=SHOPIFY_SECRET, shopify_shop_domain=SHOP,
-            shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url,
-            product_cooldown_seconds=0)
+            redis_url=server.url,
+            key_prefix="bench-shopify",
+            personyze_api_key=SANDBOX_KEY,
+            personyze_base_url=sandbox.url,
+            personyze_rate_limit=100_000,
+            shopify_webhook_secret=SHOPIFY_SECRET,
+            shopify_shop_domain=SHOP,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=shop.url,
+            product_cooldown_seconds=0,
+        )
         rt = runtime.build(settings)
         web = create_app(settings).test_client()
         syncer = Syncer(settings, rt.state)
@@ -77,18 +97,25 @@ def calls_per_write(n_products: int, n_webhooks: int) -> None:
             if rng.random() < 0.3 and pid not in untracked:  # a visible stock change
                 qty[pid] = max(0, qty[pid] + rng.choice((-3, -1, 2, 5)))
             q = 0 if pid in untracked else qty[pid]
-            shop.products[pid] = gql_product(pid, title=f"p{pid}", variants=[gql_variant(
-                pid * 10 + 1, sku=f"SKU-{pid}", qty=q, tracked=pid not in untracked)])
+            shop.products[pid] = gql_product(
+                pid,
+                title=f"p{pid}",
+                variants=[
+                    gql_variant(pid * 10 + 1, sku=f"SKU-{pid}", qty=q, tracked=pid not in untracked)
+                ],
+            )
             body, headers = shopify_request(webhook(pid, q, second))
             assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
             syncer.run("default", str(pid))
         calls = len(shop.ops("ShopifyProduct"))
         writes = len(sandbox.request_log)
         ledger = rt.state.ledger("default")
-        print(f"(i) {n_webhooks} webhooks, {n_products} products: {writes} Personyze writes, "
-              f"{calls} GraphQL calls ({calls / max(writes, 1):.2f} per write; a refresh per "
-              f"webhook would make {n_webhooks}, {n_webhooks / max(writes, 1):.2f} per write); "
-              f"skipped_unchanged {ledger['skipped_unchanged']}")
+        print(
+            f"(i) {n_webhooks} webhooks, {n_products} products: {writes} Personyze writes, "
+            f"{calls} GraphQL calls ({calls / max(writes, 1):.2f} per write; a refresh per "
+            f"webhook would make {n_webhooks}, {n_webhooks / max(writes, 1):.2f} per write); "
+            f"skipped_unchanged {ledger['skipped_unchanged']}"
+        )
     finally:
         shop.stop()
         sandbox.stop()
@@ -98,8 +125,9 @@ def calls_per_write(n_products: int, n_webhooks: int) -> None:
 def bulk_read(n_products: int) -> None:
     lines = []
     for pid in range(1, n_products + 1):
-        node = gql_product(pid, variants=[gql_variant(pid * 10 + k, position=k)
-                                          for k in range(1, 4)])
+        node = gql_product(
+            pid, variants=[gql_variant(pid * 10 + k, position=k) for k in range(1, 4)]
+        )
         variants = node.pop("variants")["nodes"]
         node["variantsCount"] = {"count": len(variants)}
         lines.append(orjson.dumps(node))
@@ -111,14 +139,18 @@ def bulk_read(n_products: int) -> None:
         assert not isinstance(item, Exception)
         n += 1
     took = time.perf_counter() - t0
-    print(f"(ii) bulk JSONL -> listed products: {n} products ({len(lines)} lines) in "
-          f"{took:.1f} s = {n / took:,.0f} products/s on this machine")
+    print(
+        f"(ii) bulk JSONL -> listed products: {n} products ({len(lines)} lines) in "
+        f"{took:.1f} s = {n / took:,.0f} products/s on this machine"
+    )
     # paged: a page of 10 products with 3 variants costs 2 + 10 * (1 + 3 + 2 + 2 * 3) = 122
     # points (actual; requested 862); pages run at the restore rate once the bucket is empty
     for plan, rate in (("Standard", 100), ("Advanced", 200), ("Plus", 1000)):
         seconds = n_products / 10 * 122 / rate
-        print(f"     paged at {plan} ({rate} points/s): {seconds / 60:,.0f} min for "
-              f"{n_products:,} products")
+        print(
+            f"     paged at {plan} ({rate} points/s): {seconds / 60:,.0f} min for "
+            f"{n_products:,} products"
+        )
 
 
 def main() -> None:

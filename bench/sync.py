@@ -39,10 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
-import requests  # noqa: E402
+import orjson
+import requests
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     ROOT,
     SANDBOX_KEY,
     SHOP,
@@ -111,9 +111,15 @@ class Stack:
         sb.record = record_hook
 
         self.settings = load_settings(
-            redis_url=self.url, key_prefix=self.prefix, sync_queue=f"{self.prefix}-sync",
-            shopify_webhook_secret=SHOPIFY_SECRET, shopify_shop_domain=SHOP,
-            personyze_api_key=SANDBOX_KEY, personyze_base_url=sb.url, **overrides)
+            redis_url=self.url,
+            key_prefix=self.prefix,
+            sync_queue=f"{self.prefix}-sync",
+            shopify_webhook_secret=SHOPIFY_SECRET,
+            shopify_shop_domain=SHOP,
+            personyze_api_key=SANDBOX_KEY,
+            personyze_base_url=sb.url,
+            **overrides,
+        )
         self.rt = build(self.settings)
         self.env = settings_env(self.settings)
         worker_class, workers, threads = WEB
@@ -126,22 +132,45 @@ class Stack:
         """`celery worker` (prefork, as the Procfile) and `personyze-sync scheduler`."""
         bin_dir = Path(sys.executable).parent
         for name, cmd in (
-            ("worker", [str(bin_dir / "celery"), "-A", "workers.celery_app:celery", "worker",
-                        "--concurrency", str(concurrency), "--loglevel", "WARNING",
-                        "--without-gossip", "--without-mingle", "--without-heartbeat"]),
+            (
+                "worker",
+                [
+                    str(bin_dir / "celery"),
+                    "-A",
+                    "workers.celery_app:celery",
+                    "worker",
+                    "--concurrency",
+                    str(concurrency),
+                    "--loglevel",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+            ),
             ("scheduler", [str(bin_dir / "personyze-sync"), "scheduler"]),
         ):
             log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-            self.procs.append(track(subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)))
+            self.procs.append(
+                track(
+                    subprocess.Popen(
+                        cmd,
+                        cwd=ROOT,
+                        env=self.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+            )
             log.close()
 
     def post(self, payload: dict, session: requests.Session | None = None) -> float:
         """Send one signed delivery; return the time its 200 came back."""
         body, headers = shopify_request(orjson.dumps(payload))
-        resp = (session or self.session).post(self.web.url + "/webhooks/shopify", data=body,
-                                              headers=headers, timeout=10)
+        resp = (session or self.session).post(
+            self.web.url + "/webhooks/shopify", data=body, headers=headers, timeout=10
+        )
         t = time.time()
         if resp.status_code != 200:
             raise RuntimeError(f"webhook answered {resp.status_code}: {resp.text[:200]}")
@@ -205,10 +234,13 @@ def warm(stack: Stack, pid: int = 1) -> None:
 
 # -- (i) unthrottled latency -------------------------------------------------------------------
 
+
 def latency(quick: bool, n: int | None, rate: float) -> None:
     n = n or (50 if quick else 200)
-    print(f"\n(i) unthrottled: {n} distinct products, Poisson arrivals at {rate:g}/s, "
-          f"PERSONYZE_RATE_LIMIT=1000, sandbox without limit, 4 worker processes")
+    print(
+        f"\n(i) unthrottled: {n} distinct products, Poisson arrivals at {rate:g}/s, "
+        f"PERSONYZE_RATE_LIMIT=1000, sandbox without limit, 4 worker processes"
+    )
     stack = Stack("lat", {}, personyze_rate_limit=1000)
     try:
         stack.start_sync(4)
@@ -236,21 +268,26 @@ def latency(quick: bool, n: int | None, rate: float) -> None:
         print(f"    webhook 200 -> sandbox write: {summary_ms(lat)}")
         missing = n - len(lat)
         p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
-        print(f"    targets p50 <= 50 ms: {'met' if p50 <= 50 else 'NOT met'} ({p50:.1f}); "
-              f"p99 <= 500 ms: {'met' if p99 <= 500 else 'NOT met'} ({p99:.1f})"
-              + (f"; {missing} products never written" if missing else ""))
+        print(
+            f"    targets p50 <= 50 ms: {'met' if p50 <= 50 else 'NOT met'} ({p50:.1f}); "
+            f"p99 <= 500 ms: {'met' if p99 <= 500 else 'NOT met'} ({p99:.1f})"
+            + (f"; {missing} products never written" if missing else "")
+        )
     finally:
         stack.close()
 
 
 # -- (ii) saturated ----------------------------------------------------------------------------
 
+
 def saturated(quick: bool, n: int | None, limit: float) -> None:
     n = n or (80 if quick else 300)
     configured = round(limit * 0.95, 3)
-    print(f"\n(ii) saturated: sandbox rate_limit R={limit:g}/s, "
-          f"PERSONYZE_RATE_LIMIT={configured:g} "
-          f"(0.95 R), backlog of {n} products, 4 worker processes")
+    print(
+        f"\n(ii) saturated: sandbox rate_limit R={limit:g}/s, "
+        f"PERSONYZE_RATE_LIMIT={configured:g} "
+        f"(0.95 R), backlog of {n} products, 4 worker processes"
+    )
     stack = Stack("sat", {"rate_limit": limit}, personyze_rate_limit=configured)
     try:
         rng = random.Random(2)
@@ -258,8 +295,9 @@ def saturated(quick: bool, n: int | None, limit: float) -> None:
         stack.post_all(payloads)
         t_start = time.time()
         stack.start_sync(4)
-        done = stack.wait(lambda: len(stack.written()) >= n and stack.settled(),
-                          n / configured * 2 + 30)
+        done = stack.wait(
+            lambda: len(stack.written()) >= n and stack.settled(), n / configured * 2 + 30
+        )
         ok = sorted(t for t, _, _ in stack.written())
         all_posts = stack.written(ok_only=False)
         n503 = sum(1 for w in all_posts if w[2] == 503)
@@ -269,27 +307,36 @@ def saturated(quick: bool, n: int | None, limit: float) -> None:
             return
         span = ok[-1] - ok[0]
         rate = (len(ok) - 1) / span
-        steady = ok[int(limit):]  # after the first second's worth, as the e2e test does
+        steady = ok[int(limit) :]  # after the first second's worth, as the e2e test does
         srate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else rate
         worst = max(sum(1 for t in ok[i:] if t < s + 1.0) for i, s in enumerate(ok))
         gaps = [b - a for a, b in zip(ok, ok[1:], strict=False)]
-        print(f"    {len(ok)} writes in {span:.2f}s (first write {ok[0] - t_start:.1f}s after "
-              f"workers were started){'' if done else '  [timed out before settling]'}")
-        print(f"    achieved {rate:.2f} writes/s = {rate / limit:.3f} of R, "
-              f"{rate / configured:.3f} of the configured limit "
-              f"(steady state after the first {int(limit)}: {srate:.2f}/s = "
-              f"{srate / configured:.3f} of the limit)")
-        print(f"    503s from the sandbox: {n503}; other errors: {other}; most writes in any 1 s "
-              f"window: {worst} (R={limit:g}); inter-write gap p50 {pct(gaps, 50) * 1000:.1f} ms "
-              f"p99 {pct(gaps, 99) * 1000:.1f} ms max {max(gaps) * 1000:.0f} ms "
-              f"(ideal {1000 / configured:.1f})")
-        print(f"    target >= 0.95 of the limit: "
-              f"{'met' if rate / configured >= 0.95 else 'NOT met'} ({rate / configured:.3f})")
+        print(
+            f"    {len(ok)} writes in {span:.2f}s (first write {ok[0] - t_start:.1f}s after "
+            f"workers were started){'' if done else '  [timed out before settling]'}"
+        )
+        print(
+            f"    achieved {rate:.2f} writes/s = {rate / limit:.3f} of R, "
+            f"{rate / configured:.3f} of the configured limit "
+            f"(steady state after the first {int(limit)}: {srate:.2f}/s = "
+            f"{srate / configured:.3f} of the limit)"
+        )
+        print(
+            f"    503s from the sandbox: {n503}; other errors: {other}; most writes in any 1 s "
+            f"window: {worst} (R={limit:g}); inter-write gap p50 {pct(gaps, 50) * 1000:.1f} ms "
+            f"p99 {pct(gaps, 99) * 1000:.1f} ms max {max(gaps) * 1000:.0f} ms "
+            f"(ideal {1000 / configured:.1f})"
+        )
+        print(
+            f"    target >= 0.95 of the limit: "
+            f"{'met' if rate / configured >= 0.95 else 'NOT met'} ({rate / configured:.3f})"
+        )
     finally:
         stack.close()
 
 
 # -- (iii) bursty trace ------------------------------------------------------------------------
+
 
 def bursty(quick: bool, products: int | None) -> None:
     from app.core.state import ledger_balance
@@ -302,9 +349,11 @@ def bursty(quick: bool, products: int | None) -> None:
         gaps = [rng.uniform(0.010, 0.100) for _ in range(k - 1)]
         plan.append((30_000 + i, rng.uniform(0, 2.0 if quick else 4.0), gaps))
     webhooks = sum(len(g) + 1 for _, _, g in plan)
-    print(f"\n(iii) bursty: {products} products x bursts of 5-20 updates 10-100 ms apart "
-          f"({webhooks} webhooks), PRODUCT_COOLDOWN_SECONDS=1.0 (default), unthrottled, "
-          f"4 worker processes")
+    print(
+        f"\n(iii) bursty: {products} products x bursts of 5-20 updates 10-100 ms apart "
+        f"({webhooks} webhooks), PRODUCT_COOLDOWN_SECONDS=1.0 (default), unthrottled, "
+        f"4 worker processes"
+    )
     stack = Stack("burst", {}, personyze_rate_limit=1000, product_cooldown_seconds=1.0)
     cooldown = stack.settings.product_cooldown_seconds
     try:
@@ -324,8 +373,10 @@ def bursty(quick: bool, products: int | None) -> None:
                 first = None
                 for v in range(len(gaps) + 1):
                     title = f"p{pid} v{v}"
-                    t = stack.post(realistic_product(pid, prng, at=10 + v, title=title,
-                                                     price=f"{10 + v}.00"), s)
+                    t = stack.post(
+                        realistic_product(pid, prng, at=10 + v, title=title, price=f"{10 + v}.00"),
+                        s,
+                    )
                     first = first or t
                     last[str(pid)] = (t, title)
                     if v < len(gaps):
@@ -356,22 +407,27 @@ def bursty(quick: bool, products: int | None) -> None:
         # with a cooldown C, a burst lasting D needs about 1 + ceil(D / C) writes
         expected = sum(1 + math.ceil(span[p] / cooldown) for p in last)
         led = stack.rt.state.ledger(STORE)
-        print(f"    {webhooks} webhooks -> {len(writes)} writes = {len(writes) / webhooks:.3f} "
-              f"writes per webhook; per product min {min(counts)} / median "
-              f"{statistics.median(counts):g} / max {max(counts)} (burst span mean "
-              f"{statistics.fmean(span.values()):.2f}s; 1 + ceil(span / cooldown) would be "
-              f"{expected} writes = {expected / webhooks:.3f} per webhook)")
+        print(
+            f"    {webhooks} webhooks -> {len(writes)} writes = {len(writes) / webhooks:.3f} "
+            f"writes per webhook; per product min {min(counts)} / median "
+            f"{statistics.median(counts):g} / max {max(counts)} (burst span mean "
+            f"{statistics.fmean(span.values()):.2f}s; 1 + ceil(span / cooldown) would be "
+            f"{expected} writes = {expected / webhooks:.3f} per webhook)"
+        )
         print(f"    last webhook 200 -> final write: {summary_ms(stale)}")
-        print(f"    final rows equal each product's last update: "
-              f"{'yes' if not wrong else f'NO ({len(wrong)} differ)'}; ledger (incl. warm-up): "
-              f"received={led['received']} coalesced={led['coalesced']} "
-              f"written={led['written']} skipped_unchanged={led['skipped_unchanged']} "
-              f"stale={led['stale']} balance={ledger_balance(led)}")
+        print(
+            f"    final rows equal each product's last update: "
+            f"{'yes' if not wrong else f'NO ({len(wrong)} differ)'}; ledger (incl. warm-up): "
+            f"received={led['received']} coalesced={led['coalesced']} "
+            f"written={led['written']} skipped_unchanged={led['skipped_unchanged']} "
+            f"stale={led['stale']} balance={ledger_balance(led)}"
+        )
     finally:
         stack.close()
 
 
 # -- (iv) slow Personyze: backpressure ---------------------------------------------------------
+
 
 def _lpush_calls(r) -> int:
     """kombu's Redis transport publishes a message with one LPUSH; the only other LPUSH is
@@ -390,8 +446,10 @@ def slow(quick: bool, n: int | None, latency_ms: float, limit: float) -> None:
     import redis
 
     n = n or (300 if quick else 1500)
-    print(f"\n(iv) slow Personyze: sandbox latency {latency_ms:g} ms, PERSONYZE_RATE_LIMIT="
-          f"{limit:g}, one worker of concurrency 4, {n} new products posted at once")
+    print(
+        f"\n(iv) slow Personyze: sandbox latency {latency_ms:g} ms, PERSONYZE_RATE_LIMIT="
+        f"{limit:g}, one worker of concurrency 4, {n} new products posted at once"
+    )
     stack = Stack("slow", {"latency_ms": latency_ms}, personyze_rate_limit=limit)
     r = redis.Redis.from_url(stack.url)
     queue = stack.settings.sync_queue
@@ -417,8 +475,7 @@ def slow(quick: bool, n: int | None, latency_ms: float, limit: float) -> None:
         sampler.start()
         stack.post_all(payloads)
         t_posted = time.time()
-        done = stack.wait(lambda: wanted <= {w[1] for w in stack.written()},
-                          n / 2 + 120)
+        done = stack.wait(lambda: wanted <= {w[1] for w in stack.written()}, n / 2 + 120)
         t_synced = time.time()
         left = r.llen(queue)
         stop.set()
@@ -426,17 +483,25 @@ def slow(quick: bool, n: int | None, latency_ms: float, limit: float) -> None:
         stack.wait(stack.settled, 30)
         published = _lpush_calls(r) - lpush0 - (_notes(stack) - notes0)
         writes = len(stack.written())
-        print(f"    posted in {t_posted - t_start:.1f}s; every product synced "
-              f"{t_synced - t_start:.1f}s after the first post"
-              f"{'' if done else '  [timed out]'}; {writes} writes "
-              f"({writes / (t_synced - t_start):.1f}/s)")
-        print(f"    Celery queue: peak {peak[0]} messages, {left} left when every product was "
-              f"synced (mean {statistics.fmean(samples) if samples else 0:.0f} while syncing)")
-        print(f"    messages published {published} = {published / max(1, writes):.2f} per "
-              f"Personyze write")
-        print(f"    targets: peak <= 100 {'met' if peak[0] <= 100 else 'NOT met'}; left <= 20 "
-              f"{'met' if left <= 20 else 'NOT met'}; <= 1.1 per write "
-              f"{'met' if published <= 1.1 * writes else 'NOT met'}")
+        print(
+            f"    posted in {t_posted - t_start:.1f}s; every product synced "
+            f"{t_synced - t_start:.1f}s after the first post"
+            f"{'' if done else '  [timed out]'}; {writes} writes "
+            f"({writes / (t_synced - t_start):.1f}/s)"
+        )
+        print(
+            f"    Celery queue: peak {peak[0]} messages, {left} left when every product was "
+            f"synced (mean {statistics.fmean(samples) if samples else 0:.0f} while syncing)"
+        )
+        print(
+            f"    messages published {published} = {published / max(1, writes):.2f} per "
+            f"Personyze write"
+        )
+        print(
+            f"    targets: peak <= 100 {'met' if peak[0] <= 100 else 'NOT met'}; left <= 20 "
+            f"{'met' if left <= 20 else 'NOT met'}; <= 1.1 per write "
+            f"{'met' if published <= 1.1 * writes else 'NOT met'}"
+        )
     finally:
         stack.close()
 
@@ -460,11 +525,13 @@ def main() -> int:
     at_exit(lambda: cleanup_shared(redis_url(), absent))
     t0 = time.time()
     worker_class, workers, threads = WEB
-    print(f"sync bench: Redis {redis_url()}, gunicorn web "
-          f"{effective_worker_class(worker_class, threads)} x {workers} workers x {threads} "
-          f"threads (deploy/gunicorn.conf.py: WEB_WORKER_CLASS={worker_class} "
-          f"WEB_CONCURRENCY={workers} WEB_THREADS={threads}), celery prefork, "
-          f"personyze-sync scheduler, sandbox in-process, code {tree_state()}")
+    print(
+        f"sync bench: Redis {redis_url()}, gunicorn web "
+        f"{effective_worker_class(worker_class, threads)} x {workers} workers x {threads} "
+        f"threads (deploy/gunicorn.conf.py: WEB_WORKER_CLASS={worker_class} "
+        f"WEB_CONCURRENCY={workers} WEB_THREADS={threads}), celery prefork, "
+        f"personyze-sync scheduler, sandbox in-process, code {tree_state()}"
+    )
     try:
         if "i" in only:
             latency(args.quick, args.latency_products, args.rate)

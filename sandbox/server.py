@@ -431,10 +431,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     f.add_argument("--error-400-rate", type=float, default=0.0, help="0..1")
     f.add_argument("--error-500-rate", type=float, default=0.0, help="0..1")
-    f.add_argument("--error-500-text", default=Faults.error_500_text,
-                   help="plain-text body of those 500s")
-    f.add_argument("--permanent-errors-as-500", action="store_true",
-                   help="rejected writes answer 500 with their text instead of 400")
+    f.add_argument(
+        "--error-500-text", default=Faults.error_500_text, help="plain-text body of those 500s"
+    )
+    f.add_argument(
+        "--permanent-errors-as-500",
+        action="store_true",
+        help="rejected writes answer 500 with their text instead of 400",
+    )
     f.add_argument("--error-503-rate", type=float, default=0.0, help="0..1")
     f.add_argument("--retry-after-503", type=float, default=None, help="seconds, random 503s")
     f.add_argument("--latency-ms", type=float, default=0.0)

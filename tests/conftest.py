@@ -41,9 +41,22 @@ class OwnRedis:
     def start(self) -> None:
         """(Re)start on the same port and directory (a restart keeps an AOF's data)."""
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while not redisconn.answers(self.url):
@@ -151,6 +164,7 @@ def state(app):
 
 # -- the sync side: sandbox, runtime, real Celery workers, the dispatcher --------------------
 
+
 @pytest.fixture
 def sandbox():
     from sandbox import Sandbox
@@ -185,8 +199,14 @@ def worker(celery_app):
     """A real Celery worker (threads pool) consuming this test's own queue."""
     from celery.contrib.testing.worker import start_worker
 
-    with start_worker(celery_app, pool="threads", concurrency=4, perform_ping_check=False,
-                      shutdown_timeout=15, loglevel="WARNING") as w:
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        shutdown_timeout=15,
+        loglevel="WARNING",
+    ) as w:
         yield w
 
 
@@ -247,9 +267,13 @@ def shop_rt(make_settings, sandbox, shop):
     from app import runtime
     from tests.fake_shopify import SHOPIFY_TOKEN
 
-    return runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                       shopify_admin_token=SHOPIFY_TOKEN,
-                                       shopify_admin_api_url=shop.url))
+    return runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=shop.url,
+        )
+    )
 
 
 @pytest.fixture
@@ -268,9 +292,14 @@ def woo_rt(make_settings, sandbox, woo):
     from app import runtime
     from tests.fake_stores import KEY, SECRET
 
-    return runtime.build(make_settings(
-        personyze_base_url=sandbox.url, woocommerce_url=woo.url,
-        woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET))
+    return runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            woocommerce_url=woo.url,
+            woocommerce_consumer_key=KEY,
+            woocommerce_consumer_secret=SECRET,
+        )
+    )
 
 
 @pytest.fixture
@@ -291,10 +320,16 @@ def bc_rt(make_settings, sandbox, bc):
     from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, BC_TOKEN
 
     def build(**extra):
-        return runtime.build(make_settings(
-            personyze_base_url=sandbox.url, bigcommerce_store_hash=BC_HASH,
-            bigcommerce_access_token=BC_TOKEN, bigcommerce_client_secret=BC_CLIENT_SECRET,
-            bigcommerce_api_url=bc.url, **extra))
+        return runtime.build(
+            make_settings(
+                personyze_base_url=sandbox.url,
+                bigcommerce_store_hash=BC_HASH,
+                bigcommerce_access_token=BC_TOKEN,
+                bigcommerce_client_secret=BC_CLIENT_SECRET,
+                bigcommerce_api_url=bc.url,
+                **extra,
+            )
+        )
 
     return build
 

@@ -38,39 +38,72 @@ SHOPIFY_TOKEN = "shpat_test_token"
 MAX_QUERY_COST = 1000
 
 
-def gql_variant(vid: int, *, price: str = "199.00", compare: str | None = None, qty: int = 10,
-                policy: str = "DENY", tracked: bool = True, sku: str | None = None,
-                position: int = 1, available: bool | None = None) -> dict[str, Any]:
+def gql_variant(
+    vid: int,
+    *,
+    price: str = "199.00",
+    compare: str | None = None,
+    qty: int = 10,
+    policy: str = "DENY",
+    tracked: bool = True,
+    sku: str | None = None,
+    position: int = 1,
+    available: bool | None = None,
+) -> dict[str, Any]:
     """A ProductVariant node; `availableForSale` as Shopify computes it unless given."""
     if available is None:
         available = (not tracked) or qty > 0 or policy == "CONTINUE"
-    return {"id": f"gid://shopify/ProductVariant/{vid}", "legacyResourceId": str(vid),
-            "sku": sku if sku is not None else f"SKU-{vid}", "price": price,
-            "compareAtPrice": compare, "position": position, "availableForSale": available,
-            "inventoryQuantity": qty, "inventoryPolicy": policy,
-            "inventoryItem": {"tracked": tracked}}
+    return {
+        "id": f"gid://shopify/ProductVariant/{vid}",
+        "legacyResourceId": str(vid),
+        "sku": sku if sku is not None else f"SKU-{vid}",
+        "price": price,
+        "compareAtPrice": compare,
+        "position": position,
+        "availableForSale": available,
+        "inventoryQuantity": qty,
+        "inventoryPolicy": policy,
+        "inventoryItem": {"tracked": tracked},
+    }
 
 
-def gql_product(pid: int, *, title: str = "IPod Nano", at: str = "2026-01-01T12:00:00Z",
-                status: str = "ACTIVE", published: bool = True,
-                variants: list[dict[str, Any]] | None = None,
-                image: str | None = "https://cdn.shopify.com/ipod.png") -> dict[str, Any]:
+def gql_product(
+    pid: int,
+    *,
+    title: str = "IPod Nano",
+    at: str = "2026-01-01T12:00:00Z",
+    status: str = "ACTIVE",
+    published: bool = True,
+    variants: list[dict[str, Any]] | None = None,
+    image: str | None = "https://cdn.shopify.com/ipod.png",
+) -> dict[str, Any]:
     if variants is None:
         variants = [gql_variant(pid * 10 + 1, sku=f"SKU-{pid}")]
     return {
-        "id": f"gid://shopify/Product/{pid}", "legacyResourceId": str(pid), "title": title,
-        "handle": f"product-{pid}", "descriptionHtml": "<p>It's <b>small</b>.</p>",
-        "vendor": "Apple", "productType": "Cult Products", "status": status,
+        "id": f"gid://shopify/Product/{pid}",
+        "legacyResourceId": str(pid),
+        "title": title,
+        "handle": f"product-{pid}",
+        "descriptionHtml": "<p>It's <b>small</b>.</p>",
+        "vendor": "Apple",
+        "productType": "Cult Products",
+        "status": status,
         "tags": ["Emotive", "Flash Memory"],
-        "publishedAt": "2025-01-01T00:00:00Z" if published else None, "updatedAt": at,
+        "publishedAt": "2025-01-01T00:00:00Z" if published else None,
+        "updatedAt": at,
         "featuredMedia": {"preview": {"image": {"url": image}}} if image else None,
         "variants": {"nodes": variants},
     }
 
 
 class FakeShopify:
-    def __init__(self, *, version: str = SHOPIFY_API_VERSION, bucket: float = 1000.0,
-                 restore: float = 10_000.0) -> None:
+    def __init__(
+        self,
+        *,
+        version: str = SHOPIFY_API_VERSION,
+        bucket: float = 1000.0,
+        restore: float = 10_000.0,
+    ) -> None:
         self.version = version
         self.products: dict[int, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []  # {"op", "variables", "version"}
@@ -95,8 +128,13 @@ class FakeShopify:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 m = re.fullmatch(r"/admin/api/([^/]+)/graphql\.json", self.path)
                 if self.headers.get("X-Shopify-Access-Token") != SHOPIFY_TOKEN:
-                    self._send(401, {"errors": "[API] Invalid API key or access token "
-                                               "(unrecognized login or wrong password)"})
+                    self._send(
+                        401,
+                        {
+                            "errors": "[API] Invalid API key or access token "
+                            "(unrecognized login or wrong password)"
+                        },
+                    )
                 elif not m or m.group(1) != fake.version:
                     self._send(404, {"errors": "Not Found"})
                 else:
@@ -151,35 +189,58 @@ class FakeShopify:
             self.stamp = now
             if requested > MAX_QUERY_COST:
                 self.answers.append("max_cost")
-                return {"errors": [{
-                    "message": f"Query cost is {requested}, which exceeds the single query max "
-                               f"cost limit ({MAX_QUERY_COST}).",
-                    "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
-                                   "maxCost": MAX_QUERY_COST}}]}
+                return {
+                    "errors": [
+                        {
+                            "message": (
+                                f"Query cost is {requested}, which exceeds the single query "
+                                f"max cost limit ({MAX_QUERY_COST})."
+                            ),
+                            "extensions": {
+                                "code": "MAX_COST_EXCEEDED",
+                                "cost": requested,
+                                "maxCost": MAX_QUERY_COST,
+                            },
+                        }
+                    ]
+                }
             if self.throttle_next > 0 or requested > self.available:
                 if self.throttle_next > 0:
                     self.throttle_next -= 1
                     self.available = 0.0
                 self.answers.append("throttled")
-                return {"errors": [{"message": "Throttled", "extensions": {
-                            "code": "THROTTLED",
-                            "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
-                        "extensions": {"cost": self._cost(requested, None)}}
+                return {
+                    "errors": [
+                        {
+                            "message": "Throttled",
+                            "extensions": {
+                                "code": "THROTTLED",
+                                "documentation": "https://shopify.dev/api/usage/rate-limits",
+                            },
+                        }
+                    ],
+                    "extensions": {"cost": self._cost(requested, None)},
+                }
             data, actual = run()
             self.available -= actual
             self.answers.append("ok")
             return {"data": data, "extensions": {"cost": self._cost(requested, actual)}}
 
     def _cost(self, requested: int, actual: int | None) -> dict[str, Any]:
-        return {"requestedQueryCost": requested, "actualQueryCost": actual,
-                "throttleStatus": {"maximumAvailable": self.bucket,
-                                   "currentlyAvailable": round(self.available, 1),
-                                   "restoreRate": self.restore}}
+        return {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": {
+                "maximumAvailable": self.bucket,
+                "currentlyAvailable": round(self.available, 1),
+                "restoreRate": self.restore,
+            },
+        }
 
     @staticmethod
     def _page(items: list[Any], first: int, after: str | None) -> tuple[list[Any], dict]:
         start = int(after) if after else 0
-        page = items[start:start + first]
+        page = items[start : start + first]
         end = start + len(page)
         return page, {"hasNextPage": end < len(items), "endCursor": str(end) if page else None}
 
@@ -199,6 +260,7 @@ class FakeShopify:
                 return {"product": None}, 1
             node, actual = self._node(p, v["variants"], v.get("variantsAfter"))
             return {"product": node}, actual
+
         return requested, run
 
     def _op_ShopifyProducts(self, v: dict[str, Any]):
@@ -213,23 +275,39 @@ class FakeShopify:
                 nodes.append(node)
                 actual += cost
             return {"products": {"pageInfo": info, "nodes": nodes}}, actual
+
         return requested, run
 
     def _op_ShopifyProductsCount(self, v: dict[str, Any]):
         n = len(self.products)
-        return 1, lambda: ({"productsCount": {"count": min(n, 10_000), "precision":
-                                              "EXACT" if n <= 10_000 else "AT_LEAST"}}, 1)
+        return 1, lambda: (
+            {
+                "productsCount": {
+                    "count": min(n, 10_000),
+                    "precision": "EXACT" if n <= 10_000 else "AT_LEAST",
+                }
+            },
+            1,
+        )
 
     def _op_ShopifyBulkRun(self, v: dict[str, Any]):
         def run():
             if self.bulk_user_error:
-                return {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
-                    {"field": None, "message": self.bulk_user_error}]}}, 10
+                return {
+                    "bulkOperationRunQuery": {
+                        "bulkOperation": None,
+                        "userErrors": [{"field": None, "message": self.bulk_user_error}],
+                    }
+                }, 10
             op_id = f"gid://shopify/BulkOperation/{len(self._bulk) + 1}"
             self._bulk[op_id] = {"polls": 0, "query": v["query"]}
-            return {"bulkOperationRunQuery": {"bulkOperation": {"id": op_id,
-                                                                "status": "CREATED"},
-                                              "userErrors": []}}, 10
+            return {
+                "bulkOperationRunQuery": {
+                    "bulkOperation": {"id": op_id, "status": "CREATED"},
+                    "userErrors": [],
+                }
+            }, 10
+
         return 10, run
 
     def _op_ShopifyBulkPoll(self, v: dict[str, Any]):
@@ -242,12 +320,19 @@ class FakeShopify:
             status = self.bulk_status if done else "RUNNING"
             n = len(self._bulk)
             lines = sum(1 + len(p["variants"]["nodes"]) for p in self.products.values())
-            return {"node": {
-                "id": v["id"], "status": status,
-                "errorCode": "INTERNAL_SERVER_ERROR" if status == "FAILED" else None,
-                "objectCount": str(lines if done else lines // 2),
-                "url": f"{self.url}/bulk/{n}.jsonl" if status == "COMPLETED" and lines
-                else None, "partialDataUrl": None}}, 1
+            return {
+                "node": {
+                    "id": v["id"],
+                    "status": status,
+                    "errorCode": "INTERNAL_SERVER_ERROR" if status == "FAILED" else None,
+                    "objectCount": str(lines if done else lines // 2),
+                    "url": f"{self.url}/bulk/{n}.jsonl"
+                    if status == "COMPLETED" and lines
+                    else None,
+                    "partialDataUrl": None,
+                }
+            }, 1
+
         return 1, run
 
     def jsonl(self) -> str:
@@ -266,6 +351,6 @@ class FakeShopify:
                 out += [p, *kids]
         else:
             for i in range(0, len(parents), 3):
-                out += parents[i:i + 3]
-                out += [c for kids in children[i:i + 3] for c in kids]
+                out += parents[i : i + 3]
+                out += [c for kids in children[i : i + 3] for c in kids]
         return "".join(json.dumps(line) + "\n" for line in out)

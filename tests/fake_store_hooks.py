@@ -70,8 +70,9 @@ class _Server:
                     status, data, extra = fake.force, {"errors": "forced"}, {}
                 else:
                     with fake.lock:
-                        status, data, extra = fake.handle(self.command, self.path,
-                                                          self.headers, body)
+                        status, data, extra = fake.handle(
+                            self.command, self.path, self.headers, body
+                        )
                 out = json.dumps(data).encode()
                 self.send_response(status)
                 for k, v in extra.items():
@@ -87,8 +88,9 @@ class _Server:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def handle(self, method: str, path: str, headers: Any,
-               body: Any) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, method: str, path: str, headers: Any, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
         raise NotImplementedError
 
     def writes(self) -> list[tuple[str, str]]:
@@ -107,8 +109,13 @@ class FakeShopifyHooks(_Server):
     """`subs` maps gid -> {"topic", "uri"}; `legacy_nodes` answers nodes without `uri` (only
     `endpoint.callbackUrl`), as subscriptions read through an older API version look."""
 
-    TOPICS = {"PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE", "ORDERS_CREATE",
-              "APP_UNINSTALLED"}
+    TOPICS = {
+        "PRODUCTS_CREATE",
+        "PRODUCTS_UPDATE",
+        "PRODUCTS_DELETE",
+        "ORDERS_CREATE",
+        "APP_UNINSTALLED",
+    }
 
     def __init__(self, page_size: int = 100) -> None:
         self.subs: dict[str, dict[str, str]] = {}
@@ -128,9 +135,11 @@ class FakeShopifyHooks(_Server):
 
     def _node(self, gid: str) -> dict[str, Any]:
         s = self.subs[gid]
-        node: dict[str, Any] = {"id": gid, "topic": s["topic"],
-                                "endpoint": {"__typename": "WebhookHttpEndpoint",
-                                             "callbackUrl": s["uri"]}}
+        node: dict[str, Any] = {
+            "id": gid,
+            "topic": s["topic"],
+            "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": s["uri"]},
+        }
         if not self.legacy_nodes:
             node["uri"] = s["uri"]
         return node
@@ -139,24 +148,37 @@ class FakeShopifyHooks(_Server):
         if not re.fullmatch(r"/admin/api/\d{4}-\d{2}/graphql\.json", urlsplit(path).path):
             return 404, {"errors": "Not Found"}, {}
         if headers.get("X-Shopify-Access-Token") != SHOPIFY_TOKEN:
-            return 401, {"errors": "[API] Invalid API key or access token (unrecognized login "
-                                   "or wrong password)"}, {}
+            return (
+                401,
+                {
+                    "errors": "[API] Invalid API key or access token (unrecognized login "
+                    "or wrong password)"
+                },
+                {},
+            )
         if method != "POST" or not isinstance(body, dict):
             return 400, {"errors": {"query": "Required parameter missing or invalid"}}, {}
         query, var = body.get("query", ""), body.get("variables") or {}
         cost = {"cost": {"requestedQueryCost": 12, "actualQueryCost": 2}}
         if "webhookSubscriptionCreate" in query:
             self.mutations.append(("mutation", "webhookSubscriptionCreate"))
-            return 200, {"data": {"webhookSubscriptionCreate": self._create(var)},
-                         "extensions": cost}, {}
+            return (
+                200,
+                {"data": {"webhookSubscriptionCreate": self._create(var)}, "extensions": cost},
+                {},
+            )
         wanted = set(var.get("topics") or self.TOPICS)
         gids = sorted(g for g, s in self.subs.items() if s["topic"] in wanted)
         start = int(var.get("after") or 0)
-        page = gids[start:start + self.page_size]
+        page = gids[start : start + self.page_size]
         more = start + self.page_size < len(gids)
-        conn = {"edges": [{"node": self._node(g)} for g in page],
-                "pageInfo": {"hasNextPage": more,
-                             "endCursor": str(start + self.page_size) if page else None}}
+        conn = {
+            "edges": [{"node": self._node(g)} for g in page],
+            "pageInfo": {
+                "hasNextPage": more,
+                "endCursor": str(start + self.page_size) if page else None,
+            },
+        }
         return 200, {"data": {"webhookSubscriptions": conn}, "extensions": cost}, {}
 
     def _create(self, var: dict[str, Any]) -> dict[str, Any]:
@@ -166,16 +188,23 @@ class FakeShopifyHooks(_Server):
         if topic not in self.TOPICS:
             errors.append({"field": ["topic"], "message": "Topic is invalid"})
         elif not (uri.startswith("https://") or uri.startswith("http://127.0.0.1")):
-            errors.append({"field": ["webhookSubscription", "callbackUrl"],
-                           "message": "Address protocol http:// is not supported"})
+            errors.append(
+                {
+                    "field": ["webhookSubscription", "callbackUrl"],
+                    "message": "Address protocol http:// is not supported",
+                }
+            )
         elif any(s["topic"] == topic and s["uri"] == uri for s in self.subs.values()):
-            errors.append({"field": ["webhookSubscription", "callbackUrl"],
-                           "message": "Address for this topic has already been taken"})
+            errors.append(
+                {
+                    "field": ["webhookSubscription", "callbackUrl"],
+                    "message": "Address for this topic has already been taken",
+                }
+            )
         if errors:
             return {"webhookSubscription": None, "userErrors": errors}
         gid = self.add(topic, uri)
-        return {"webhookSubscription": {"id": gid, "topic": topic, "uri": uri},
-                "userErrors": []}
+        return {"webhookSubscription": {"id": gid, "topic": topic, "uri": uri}, "userErrors": []}
 
 
 class FakeWooHooks(_Server):
@@ -189,11 +218,19 @@ class FakeWooHooks(_Server):
         wid = next(_ids)
         resource, _, event = topic.partition(".")
         self.hooks[wid] = {
-            "id": wid, "name": f"hook {wid}", "status": status, "topic": topic,
-            "resource": resource, "event": event,
-            "hooks": [f"woocommerce_{event}_{resource}"], "delivery_url": url,
-            "secret": secret, "date_created": _now(), "date_created_gmt": _now(),
-            "date_modified": _now(), "date_modified_gmt": _now(),
+            "id": wid,
+            "name": f"hook {wid}",
+            "status": status,
+            "topic": topic,
+            "resource": resource,
+            "event": event,
+            "hooks": [f"woocommerce_{event}_{resource}"],
+            "delivery_url": url,
+            "secret": secret,
+            "date_created": _now(),
+            "date_created_gmt": _now(),
+            "date_modified": _now(),
+            "date_modified_gmt": _now(),
         }
         return wid
 
@@ -207,41 +244,73 @@ class FakeWooHooks(_Server):
         if not raw.startswith("Basic "):
             return None
         user, _, pw = base64.b64decode(raw[6:]).decode().partition(":")
-        return {(WOO_API_KEY, WOO_API_SECRET): "read_write",
-                (WOO_RO_KEY, WOO_RO_SECRET): "read"}.get((user, pw))
+        return {
+            (WOO_API_KEY, WOO_API_SECRET): "read_write",
+            (WOO_RO_KEY, WOO_RO_SECRET): "read",
+        }.get((user, pw))
 
     def handle(self, method, path, headers, body):
         parts = urlsplit(path)
         m = re.fullmatch(r"/wp-json/wc/v3/webhooks(?:/(\d+))?", parts.path)
         if not m:
-            return 404, {"code": "rest_no_route", "message": "No route was found",
-                         "data": {"status": 404}}, {}
+            return (
+                404,
+                {"code": "rest_no_route", "message": "No route was found", "data": {"status": 404}},
+                {},
+            )
         perm = self._auth(headers)
         if perm is None:
-            return 401, {"code": "woocommerce_rest_authentication_error",
-                         "message": "Consumer key is invalid.", "data": {"status": 401}}, {}
+            return (
+                401,
+                {
+                    "code": "woocommerce_rest_authentication_error",
+                    "message": "Consumer key is invalid.",
+                    "data": {"status": 401},
+                },
+                {},
+            )
         if method != "GET" and perm == "read":
-            return 401, {"code": "woocommerce_rest_authentication_error",
-                         "message": "The API key provided does not have write permissions.",
-                         "data": {"status": 401}}, {}
+            return (
+                401,
+                {
+                    "code": "woocommerce_rest_authentication_error",
+                    "message": "The API key provided does not have write permissions.",
+                    "data": {"status": 401},
+                },
+                {},
+            )
         wid = int(m.group(1)) if m.group(1) else None
         if method == "GET" and wid is None:
             q = {k: v[0] for k, v in parse_qs(parts.query).items()}
             size, page = int(q.get("per_page", 10)), int(q.get("page", 1))
             ids = sorted(self.hooks)
-            chunk = ids[(page - 1) * size:page * size]
+            chunk = ids[(page - 1) * size : page * size]
             pages = max(1, -(-len(ids) // size))
-            return 200, [self._view(i) for i in chunk], {"X-WP-Total": str(len(ids)),
-                                                         "X-WP-TotalPages": str(pages)}
+            return (
+                200,
+                [self._view(i) for i in chunk],
+                {"X-WP-Total": str(len(ids)), "X-WP-TotalPages": str(pages)},
+            )
         if method == "POST" and wid is None and isinstance(body, dict):
-            new = self.add(body["topic"], body["delivery_url"], body.get("status", "active"),
-                           body.get("secret", ""))
+            new = self.add(
+                body["topic"],
+                body["delivery_url"],
+                body.get("status", "active"),
+                body.get("secret", ""),
+            )
             if body.get("name"):
                 self.hooks[new]["name"] = body["name"]
             return 201, self._view(new), {}
         if wid is not None and wid not in self.hooks:
-            return 404, {"code": "woocommerce_rest_webhook_invalid_id",
-                         "message": "Invalid ID.", "data": {"status": 404}}, {}
+            return (
+                404,
+                {
+                    "code": "woocommerce_rest_webhook_invalid_id",
+                    "message": "Invalid ID.",
+                    "data": {"status": 404},
+                },
+                {},
+            )
         if method == "PUT" and wid is not None and isinstance(body, dict):
             for k in ("status", "secret", "delivery_url", "topic", "name"):
                 if k in body:
@@ -260,13 +329,22 @@ class FakeBigCommerceHooks(_Server):
         self.hooks: dict[int, dict[str, Any]] = {}
         super().__init__()
 
-    def add(self, scope: str, destination: str, active: bool = True,
-            client_id: str = "our-client") -> int:
+    def add(
+        self, scope: str, destination: str, active: bool = True, client_id: str = "our-client"
+    ) -> int:
         hid = next(_ids)
         now = int(time.time())
-        self.hooks[hid] = {"id": hid, "client_id": client_id, "store_hash": BC_HASH,
-                           "scope": scope, "destination": destination, "headers": None,
-                           "is_active": active, "created_at": now, "updated_at": now}
+        self.hooks[hid] = {
+            "id": hid,
+            "client_id": client_id,
+            "store_hash": BC_HASH,
+            "scope": scope,
+            "destination": destination,
+            "headers": None,
+            "is_active": active,
+            "created_at": now,
+            "updated_at": now,
+        }
         return hid
 
     def handle(self, method, path, headers, body):
@@ -275,23 +353,39 @@ class FakeBigCommerceHooks(_Server):
         if not m:
             return 404, {"status": 404, "title": "Not Found", "type": "about:blank"}, {}
         if headers.get("X-Auth-Token") != BC_TOKEN:
-            return 401, {"status": 401, "title": "Unauthorized", "type":
-                         "https://developer.bigcommerce.com/api-docs/getting-started/"
-                         "api-status-codes"}, {}
+            return (
+                401,
+                {
+                    "status": 401,
+                    "title": "Unauthorized",
+                    "type": "https://developer.bigcommerce.com/api-docs/getting-started/"
+                    "api-status-codes",
+                },
+                {},
+            )
         hid = int(m.group(1)) if m.group(1) else None
         if method == "GET" and hid is None:
             q = {k: v[0] for k, v in parse_qs(parts.query).items()}
             size, page = int(q.get("limit", 50)), int(q.get("page", 1))
             ids = sorted(self.hooks)
-            chunk = ids[(page - 1) * size:page * size]
+            chunk = ids[(page - 1) * size : page * size]
             pages = max(1, -(-len(ids) // size))
-            meta = {"pagination": {"total": len(ids), "count": len(chunk), "per_page": size,
-                                   "current_page": page, "total_pages": pages,
-                                   "links": {"current": f"?page={page}&limit={size}"}}}
+            meta = {
+                "pagination": {
+                    "total": len(ids),
+                    "count": len(chunk),
+                    "per_page": size,
+                    "current_page": page,
+                    "total_pages": pages,
+                    "links": {"current": f"?page={page}&limit={size}"},
+                }
+            }
             return 200, {"data": [self.hooks[i] for i in chunk], "meta": meta}, {}
         if method == "POST" and hid is None and isinstance(body, dict):
-            if any(h["scope"] == body.get("scope") and h["destination"] == body.get("destination")
-                   for h in self.hooks.values()):
+            if any(
+                h["scope"] == body.get("scope") and h["destination"] == body.get("destination")
+                for h in self.hooks.values()
+            ):
                 return 422, {"status": 422, "title": "Duplicate webhook"}, {}
             new = self.add(body["scope"], body["destination"], bool(body.get("is_active", True)))
             return 200, {"data": self.hooks[new], "meta": {}}, {}

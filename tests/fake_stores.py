@@ -28,23 +28,37 @@ KEY, SECRET = "ck_test", "cs_test"
 BC_HASH, BC_TOKEN = "abc123", "bc-token-test"
 
 # WC_REST_CRUD_Controller::get_item for an unknown id; WP_REST_Server for an unknown route.
-WOO_NOT_FOUND = {"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.",
-                 "data": {"status": 404}}
-WOO_NO_ROUTE = {"code": "rest_no_route",
-                "message": "No route was found matching the URL and request method.",
-                "data": {"status": 404}}
+WOO_NOT_FOUND = {
+    "code": "woocommerce_rest_product_invalid_id",
+    "message": "Invalid ID.",
+    "data": {"status": 404},
+}
+WOO_NO_ROUTE = {
+    "code": "rest_no_route",
+    "message": "No route was found matching the URL and request method.",
+    "data": {"status": 404},
+}
 # BigCommerce's NotFound schema (reference/catalog/products_catalog.v3.yml).
-BC_NOT_FOUND = {"status": 404, "title": "The requested resource was not found.",
-                "type": "https://developer.bigcommerce.com/api-docs/getting-started/"
-                        "api-status-codes"}
+BC_NOT_FOUND = {
+    "status": 404,
+    "title": "The requested resource was not found.",
+    "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes",
+}
 
 
 class FakeStoreAPI:
     """Serves `products[id]` under `prefix` (and `variations[id]`, `store_info`)."""
 
-    def __init__(self, prefix: str, auth_header: str, auth_value: str,
-                 wrap: bool = False, list_style: str = "woo",
-                 not_found: Any = None, no_route: Any = None) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        auth_header: str,
+        auth_value: str,
+        wrap: bool = False,
+        list_style: str = "woo",
+        not_found: Any = None,
+        no_route: Any = None,
+    ) -> None:
         self.products: dict[int, dict[str, Any]] = {}
         self.variations: dict[int, list[dict[str, Any]]] = {}
         self.store_info: dict[str, Any] | None = None
@@ -69,9 +83,8 @@ class FakeStoreAPI:
                 path = self.path.split("?", 1)[0]
                 extra: dict[str, str] = {}
                 status, body = 404, fake.no_route
-                tail = path[len(prefix):] if path.startswith(prefix) else None
-                redirect = next((v for k, v in fake.redirects.items() if path.startswith(k)),
-                                None)
+                tail = path[len(prefix) :] if path.startswith(prefix) else None
+                redirect = next((v for k, v in fake.redirects.items() if path.startswith(k)), None)
                 if redirect is not None:
                     status, body = 302, {}
                     extra["Location"] = redirect
@@ -84,10 +97,15 @@ class FakeStoreAPI:
                     status, body = 404, fake.not_found
                     if p is not None:
                         status, body = 200, ({"data": p, "meta": {}} if wrap else p)
-                elif tail is not None and tail.endswith("/variations") \
-                        and tail.split("/")[0].isdigit():
-                    status, body, pages = 200, *fake.variation_page(
-                        int(tail.split("/")[0]), self.path)
+                elif (
+                    tail is not None
+                    and tail.endswith("/variations")
+                    and tail.split("/")[0].isdigit()
+                ):
+                    status, body, pages = (
+                        200,
+                        *fake.variation_page(int(tail.split("/")[0]), self.path),
+                    )
                     extra.update(pages)
                 elif path == fake.store_info_path and fake.store_info is not None:
                     status, body = 200, fake.store_info
@@ -119,8 +137,10 @@ class FakeStoreAPI:
         size, n = int(q.get("per_page", 10)), int(q.get("page", 1))
         items = self.variations.get(pid, [])
         pages = max(1, -(-len(items) // size))
-        return items[(n - 1) * size:n * size], {"X-WP-Total": str(len(items)),
-                                                "X-WP-TotalPages": str(pages)}
+        return items[(n - 1) * size : n * size], {
+            "X-WP-Total": str(len(items)),
+            "X-WP-TotalPages": str(pages),
+        }
 
     def listing(self, raw_path: str) -> tuple[Any, str | None]:
         """One page of the product list, in the platform's own pagination style."""
@@ -128,7 +148,7 @@ class FakeStoreAPI:
         items = [self.products[k] for k in sorted(self.products)]
         if self.list_style == "shopify":
             size, start = int(q.get("limit", 50)), int(q.get("page_info", 0))
-            page = items[start:start + size]
+            page = items[start : start + size]
             nxt = None
             if start + size < len(items):
                 base = raw_path.split("?", 1)[0]
@@ -136,7 +156,7 @@ class FakeStoreAPI:
             return {"products": page}, nxt
         size = int(q.get("per_page", q.get("limit", 10)))
         n = int(q.get("page", 1))
-        page = items[(n - 1) * size:n * size]
+        page = items[(n - 1) * size : n * size]
         if self.list_style == "bigcommerce":
             pages = max(1, -(-len(items) // size))
             return {"data": page, "meta": {"pagination": {"total_pages": pages}}}, None
@@ -150,19 +170,31 @@ class FakeStoreAPI:
 def fake_woo(path: str = "") -> FakeStoreAPI:
     """A WordPress site at `path` (e.g. "/Shop": paths are case-sensitive, as on a server)."""
     basic = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
-    return FakeStoreAPI(f"{path}/wp-json/wc/v3/products/", "Authorization", basic,
-                        not_found=WOO_NOT_FOUND, no_route=WOO_NO_ROUTE)
+    return FakeStoreAPI(
+        f"{path}/wp-json/wc/v3/products/",
+        "Authorization",
+        basic,
+        not_found=WOO_NOT_FOUND,
+        no_route=WOO_NO_ROUTE,
+    )
 
 
 BC_CLIENT_SECRET = "bc-client-secret"  # the app's client secret, signing its webhooks
 
 
 def fake_bigcommerce() -> FakeStoreAPI:
-    api = FakeStoreAPI(f"/stores/{BC_HASH}/v3/catalog/products/", "X-Auth-Token", BC_TOKEN,
-                       wrap=True, list_style="bigcommerce", not_found=BC_NOT_FOUND)
+    api = FakeStoreAPI(
+        f"/stores/{BC_HASH}/v3/catalog/products/",
+        "X-Auth-Token",
+        BC_TOKEN,
+        wrap=True,
+        list_style="bigcommerce",
+        not_found=BC_NOT_FOUND,
+    )
     api.store_info_path = f"/stores/{BC_HASH}/v2/store"
     api.store_info = json.loads((FIXTURES / "bigcommerce/store_information.json").read_text())[
-        "payload"]  # secure_url https://my-awesome.store
+        "payload"
+    ]  # secure_url https://my-awesome.store
     return api
 
 
@@ -170,5 +202,9 @@ SHOPIFY_TOKEN = "shpat_test_token"
 
 
 def fake_shopify() -> FakeStoreAPI:
-    return FakeStoreAPI("/admin/api/2025-01/products/", "X-Shopify-Access-Token",
-                        SHOPIFY_TOKEN, list_style="shopify")
+    return FakeStoreAPI(
+        "/admin/api/2025-01/products/",
+        "X-Shopify-Access-Token",
+        SHOPIFY_TOKEN,
+        list_style="shopify",
+    )

@@ -33,8 +33,14 @@ def syncing(rt, concurrency: int = 4, dispatcher: bool = True):
     if dispatcher:
         loop.start()
     try:
-        with start_worker(celery, pool="threads", concurrency=concurrency,
-                          perform_ping_check=False, shutdown_timeout=15, loglevel="WARNING"):
+        with start_worker(
+            celery,
+            pool="threads",
+            concurrency=concurrency,
+            perform_ping_check=False,
+            shutdown_timeout=15,
+            loglevel="WARNING",
+        ):
             yield d
     finally:
         d.stop()
@@ -75,15 +81,25 @@ def settings_env(settings) -> dict[str, str]:
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], app: str = "app:create_app()",
-                 workers: int = 2, threads: int = 4) -> None:
+    def __init__(
+        self, env: dict[str, str], app: str = "app:create_app()", workers: int = 2, threads: int = 4
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(env, WEB_CONCURRENCY=str(workers), WEB_THREADS=str(threads))
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{self.port}", app],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                "deploy/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                app,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
         end = time.time() + 20
@@ -113,10 +129,23 @@ class CeleryWorkers:
 
     def __init__(self, env: dict[str, str], concurrency: int = 4) -> None:
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "workers.celery_app:celery",
-             "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "workers.celery_app:celery",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
 

@@ -20,8 +20,14 @@ def ts(seconds: float = 0) -> str:
     return (T0 + timedelta(seconds=seconds)).astimezone().isoformat()
 
 
-def shopify_product(pid: int = 632910392, *, at: float = 0, price: str = "199.00",
-                    title: str = "IPod Nano", **extra: Any) -> dict[str, Any]:
+def shopify_product(
+    pid: int = 632910392,
+    *,
+    at: float = 0,
+    price: str = "199.00",
+    title: str = "IPod Nano",
+    **extra: Any,
+) -> dict[str, Any]:
     p = {
         "id": pid,
         "title": title,
@@ -32,12 +38,24 @@ def shopify_product(pid: int = 632910392, *, at: float = 0, price: str = "199.00
         "status": "active",
         "updated_at": ts(at),
         "variants": [
-            {"id": 1, "sku": "IPOD-PINK", "price": price, "compare_at_price": None,
-             "inventory_quantity": 10, "inventory_management": "shopify",
-             "inventory_policy": "deny"},
-            {"id": 2, "sku": "IPOD-RED", "price": "249.00", "compare_at_price": "299.00",
-             "inventory_quantity": 0, "inventory_management": "shopify",
-             "inventory_policy": "deny"},
+            {
+                "id": 1,
+                "sku": "IPOD-PINK",
+                "price": price,
+                "compare_at_price": None,
+                "inventory_quantity": 10,
+                "inventory_management": "shopify",
+                "inventory_policy": "deny",
+            },
+            {
+                "id": 2,
+                "sku": "IPOD-RED",
+                "price": "249.00",
+                "compare_at_price": "299.00",
+                "inventory_quantity": 0,
+                "inventory_management": "shopify",
+                "inventory_policy": "deny",
+            },
         ],
         "images": [{"id": 9, "src": "https://cdn.example.com/ipod.png"}],
     }
@@ -45,9 +63,15 @@ def shopify_product(pid: int = 632910392, *, at: float = 0, price: str = "199.00
     return p
 
 
-def shopify_request(payload: dict[str, Any] | bytes, *, topic: str = "products/update",
-                    secret: str = SHOPIFY_SECRET, shop: str = SHOP, event_id: str | None = None,
-                    triggered_at: str | None = None) -> tuple[bytes, dict[str, str]]:
+def shopify_request(
+    payload: dict[str, Any] | bytes,
+    *,
+    topic: str = "products/update",
+    secret: str = SHOPIFY_SECRET,
+    shop: str = SHOP,
+    event_id: str | None = None,
+    triggered_at: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     headers = {
@@ -64,21 +88,35 @@ def shopify_request(payload: dict[str, Any] | bytes, *, topic: str = "products/u
 
 def woo_product(pid: int = 77, *, at: float = 0, **extra: Any) -> dict[str, Any]:
     p = {
-        "id": pid, "name": "Woo Hoodie", "permalink": "https://woo.example.com/p/hoodie",
+        "id": pid,
+        "name": "Woo Hoodie",
+        "permalink": "https://woo.example.com/p/hoodie",
         "date_modified_gmt": (T0 + timedelta(seconds=at)).strftime("%Y-%m-%dT%H:%M:%S"),
-        "status": "publish", "description": "<p>Warm</p>", "sku": "HOOD-1",
-        "price": "35", "regular_price": "45", "sale_price": "35", "on_sale": True,
-        "stock_status": "instock", "manage_stock": True, "stock_quantity": 5,
+        "status": "publish",
+        "description": "<p>Warm</p>",
+        "sku": "HOOD-1",
+        "price": "35",
+        "regular_price": "45",
+        "sale_price": "35",
+        "on_sale": True,
+        "stock_status": "instock",
+        "manage_stock": True,
+        "stock_quantity": 5,
         "categories": [{"id": 1, "name": "Clothing"}],
-        "images": [{"id": 3, "src": "https://woo.example.com/hoodie.jpg"}], "parent_id": 0,
+        "images": [{"id": 3, "src": "https://woo.example.com/hoodie.jpg"}],
+        "parent_id": 0,
     }
     p.update(extra)
     return p
 
 
-def woo_request(payload: dict[str, Any] | bytes, *, topic: str = "product.updated",
-                secret: str = WOO_SECRET, source: str = WOO_URL + "/"
-                ) -> tuple[bytes, dict[str, str]]:
+def woo_request(
+    payload: dict[str, Any] | bytes,
+    *,
+    topic: str = "product.updated",
+    secret: str = WOO_SECRET,
+    source: str = WOO_URL + "/",
+) -> tuple[bytes, dict[str, str]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return body, {
@@ -93,16 +131,28 @@ def woo_request(payload: dict[str, Any] | bytes, *, topic: str = "product.update
     }
 
 
-def standard_body(pid: str = "sku-1", *, at: float = 0, type_: str = "product.updated",
-                  **data: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"id": pid, "updated_at": ts(at), "title": "Thing", "price": "10.50",
-                         "in_stock": True, "inventory": 3}
+def standard_body(
+    pid: str = "sku-1", *, at: float = 0, type_: str = "product.updated", **data: Any
+) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": pid,
+        "updated_at": ts(at),
+        "title": "Thing",
+        "price": "10.50",
+        "in_stock": True,
+        "inventory": 3,
+    }
     d.update(data)
     return {"type": type_, "timestamp": ts(at), "data": d}
 
 
-def standard_request(payload: dict[str, Any] | bytes, secret: str, *, msg_id: str | None = None,
-                     timestamp: datetime | None = None) -> tuple[bytes, dict[str, str]]:
+def standard_request(
+    payload: dict[str, Any] | bytes,
+    secret: str,
+    *,
+    msg_id: str | None = None,
+    timestamp: datetime | None = None,
+) -> tuple[bytes, dict[str, str]]:
     """Signed by the reference `standardwebhooks` library, not by our own code."""
     from standardwebhooks.webhooks import Webhook
 
@@ -118,8 +168,9 @@ def standard_request(payload: dict[str, Any] | bytes, secret: str, *, msg_id: st
     }
 
 
-def bigcommerce_request(payload: dict[str, Any], client_secret: str) -> tuple[bytes,
-                                                                            dict[str, str]]:
+def bigcommerce_request(
+    payload: dict[str, Any], client_secret: str
+) -> tuple[bytes, dict[str, str]]:
     """Signed as BigCommerce's docs show: Standard Webhooks, base64(client secret) the key."""
     return standard_request(payload, base64.b64encode(client_secret.encode()).decode())
 

@@ -52,8 +52,11 @@ def test_page_redirects_to_login_and_the_cookie_is_strict(rt):
     page = client.get("/admin")
     assert page.status_code == 200 and "Store <code>default</code>" in page.get_data(as_text=True)
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-    secure = create_app(rt.settings).test_client().post(
-        "/admin/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
+    secure = (
+        create_app(rt.settings)
+        .test_client()
+        .post("/admin/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
+    )
     assert "Secure" in secure.headers["Set-Cookie"]
     forged = create_app(rt.settings).test_client()
     forged.set_cookie("psync_admin", "9999999999.deadbeef", path="/admin")
@@ -67,15 +70,20 @@ def test_cookie_posts_need_the_csrf_token_bearer_does_not(rt, sandbox):
     assert client.post("/admin/dlq/default/a1/purge").status_code == 403
     assert client.post("/admin/dlq/default/a1/purge", data={"csrf": "0" * 64}).status_code == 403
     token = csrf_of(client)
-    cross = client.post("/admin/dlq/default/a1/purge", data={"csrf": token},
-                        headers={"Origin": "https://evil.example"})
+    cross = client.post(
+        "/admin/dlq/default/a1/purge",
+        data={"csrf": token},
+        headers={"Origin": "https://evil.example"},
+    )
     assert cross.status_code == 403
     assert set(rt.state.dlq_list("default")) == {"a1", "a2"}  # nothing happened
     ok = client.post("/admin/dlq/default/a1/purge", data={"csrf": token})
     assert ok.status_code == 303 and "purged+1" in ok.headers["Location"]
     scripted = create_app(rt.settings).test_client()
     assert scripted.post("/admin/dlq/default/a2/replay", headers=BEARER).json == {
-        "replayed": ["a2"], "superseded": []}
+        "replayed": ["a2"],
+        "superseded": [],
+    }
     assert rt.state.dlq_list("default") == {}
 
 
@@ -97,20 +105,29 @@ def test_replay_and_purge_one_id_with_a_slash(rt, sandbox):
 
 
 def _chromium() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
-        "chromium-browser")
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 def test_admin_page_in_headless_chromium(rt, settings, sandbox):
     chromium = _chromium()
     if chromium is None:
-        pytest.skip("no chromium on this machine (Debian package `chromium`; .ci/run installs it "
-                    "where apt-get works)")
+        pytest.skip(
+            "no chromium on this machine (Debian package `chromium`; .ci/run installs it "
+            "where apt-get works)"
+        )
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     dead_letters(rt, sandbox, SLASH_ID, "other-1")
     web = Gunicorn(settings_env(settings), workers=1, threads=2)
@@ -140,7 +157,8 @@ def test_admin_page_in_headless_chromium(rt, settings, sandbox):
             row.get_by_role("button", name=f"Replay {SLASH_ID}").click()
             page.wait_for_url("**/admin?note=*")
             assert page.locator("[role=status]").inner_text() == (
-                "default: replayed 1, superseded 0")
+                "default: replayed 1, superseded 0"
+            )
             assert store.locator("[data-k=dlq]").inner_text() == "1"
             assert store.locator(f'tr[data-product="{SLASH_ID}"]').count() == 0
             page.screenshot(path=str(ARTIFACTS / "admin.png"), full_page=True)

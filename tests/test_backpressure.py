@@ -18,18 +18,18 @@ from workers.dispatch import Dispatcher
 PID = "632910392"
 
 
-
-
-
-
 def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, sandbox, r):
     """Personyze slow, the limit generous: the workers are the bottleneck. The queue never
     holds more than WAKE_QUEUE_MAX messages, and every product is written with about one
     message each (before the fix the dispatcher published by tokens and re-woke every key
     still queued after the grace: thousands of messages for a backlog of hundreds)."""
     cap, n = 8, 150
-    settings = make_settings(personyze_base_url=sandbox.url, personyze_rate_limit=1000,
-                             wake_queue_max=cap, wake_grace_seconds=1.0)
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        personyze_rate_limit=1000,
+        wake_queue_max=cap,
+        wake_grace_seconds=1.0,
+    )
     sandbox.faults.update(latency_ms=20)
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
@@ -77,8 +77,7 @@ def test_new_version_of_a_queued_key_is_not_woken_twice(make_settings, r):
 def test_paused_or_slow_account_does_not_fill_the_queue(make_settings, r, how):
     """No worker drains the queue: a paused account publishes nothing, a slow one no more
     than WAKE_QUEUE_MAX however often the dispatcher looks."""
-    settings = make_settings(personyze_rate_limit=1000 if how == "paused" else 2,
-                             wake_queue_max=5)
+    settings = make_settings(personyze_rate_limit=1000 if how == "paused" else 2, wake_queue_max=5)
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
     for pid in range(1, 101):
@@ -93,6 +92,7 @@ def test_paused_or_slow_account_does_not_fill_the_queue(make_settings, r, how):
 
 
 # -- memory: the product's record, not a key per delivery -------------------------------------
+
 
 def _sync_one(rt, pid: str = PID) -> str:
     from workers.sync import Syncer
@@ -155,11 +155,22 @@ def test_migrate_folds_the_old_layout(rt, sync_settings, r, sandbox):
     _sync_one(rt)
     written = rt.state.product_state("default", PID)
     r.delete(k.record("default", PID))
-    r.hset(k.product("default", PID), mapping={"sv": written["sv"], "sh": written["sh"],
-                                               "sk": "u", "cool": "0"})
+    r.hset(
+        k.product("default", PID),
+        mapping={"sv": written["sv"], "sh": written["sh"], "sk": "u", "cool": "0"},
+    )
     r.hset(k.product("default", "7"), mapping={"sv": str(v1), "sh": DELETED_HASH, "sk": "d"})
-    r.hset(k.product("default", "8"), mapping={"sv": str(v1), "sh": "ab" * 16, "sk": "u",
-                                               "pv": str(v1 + 10**6), "pk": "u", "pd": b"{}"})
+    r.hset(
+        k.product("default", "8"),
+        mapping={
+            "sv": str(v1),
+            "sh": "ab" * 16,
+            "sk": "u",
+            "pv": str(v1 + 10**6),
+            "pk": "u",
+            "pd": b"{}",
+        },
+    )
     # Before the migration: an older event is still stale against the old synced version.
     assert send(web, shopify_product(pid=7, at=-1)) == "stale"
     from tests.servers import settings_env
@@ -170,8 +181,7 @@ def test_migrate_folds_the_old_layout(rt, sync_settings, r, sandbox):
     assert rt.state.product_state("default", PID) == written  # same synced state, no P hash
     assert not r.exists(k.product("default", PID))
     assert not r.exists(k.product("default", "7"))
-    assert rt.state.product_state("default", "7") == {"sv": str(v1), "sh": DELETED_HASH,
-                                                      "sk": "d"}
+    assert rt.state.product_state("default", "7") == {"sv": str(v1), "sh": DELETED_HASH, "sk": "d"}
     st8 = rt.state.product_state("default", "8")
     assert (st8["pv"], st8["sh"], st8["sk"]) == (str(v1 + 10**6), "ab" * 16, "u")
     assert send(web, shopify_product(pid=7, at=-1)) == "stale"  # the tombstone holds

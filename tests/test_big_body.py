@@ -34,8 +34,9 @@ def big_delivery() -> tuple[bytes, dict[str, str]]:
 def test_six_mib_with_content_length_gets_a_readable_413_requests(server):
     body, headers = big_delivery()
     for _ in range(3):  # and again, on whatever connection the client reuses
-        resp = requests.post(server.url + "/webhooks/shopify", data=body, headers=headers,
-                             timeout=60)
+        resp = requests.post(
+            server.url + "/webhooks/shopify", data=body, headers=headers, timeout=60
+        )
         assert resp.status_code == 413
         assert resp.json()["status"] == "request_entity_too_large"
     assert requests.get(server.url + "/healthz", timeout=10).status_code == 200

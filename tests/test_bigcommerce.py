@@ -20,24 +20,43 @@ def rt(bc_rt):
 
 
 def deliver(rt, scope, pid, *, secret=CLIENT_SECRET, digest=None, producer=f"stores/{BC_HASH}"):
-    payload = {"scope": scope, "store_id": "1025646", "data": {"type": "product", "id": pid},
-               "hash": digest or uuid.uuid4().hex, "created_at": 1561479233,
-               "producer": producer}
+    payload = {
+        "scope": scope,
+        "store_id": "1025646",
+        "data": {"type": "product", "id": pid},
+        "hash": digest or uuid.uuid4().hex,
+        "created_at": 1561479233,
+        "producer": producer,
+    }
     if producer is None:
         del payload["producer"]
     body, headers = bigcommerce_request(payload, secret)
-    return create_app(rt.settings).test_client().post(
-        "/webhooks/bigcommerce", data=body, headers=headers)
+    return (
+        create_app(rt.settings)
+        .test_client()
+        .post("/webhooks/bigcommerce", data=body, headers=headers)
+    )
 
 
 def bc_product(**extra):
-    p = {"id": 205, "name": "BC Shoe", "description": "<p>Fast</p>", "price": 100,
-         "sale_price": 80, "inventory_tracking": "variant", "inventory_level": 0,
-         "is_visible": True, "availability": "available", "sku": "SHOE",
-         "custom_url": {"url": "/bc-shoe/"},
-         "variants": [{"inventory_level": 0}, {"inventory_level": 4}],
-         "images": [{"url_standard": "https://cdn.example/2.jpg", "is_thumbnail": False},
-                    {"url_standard": "https://cdn.example/1.jpg", "is_thumbnail": True}]}
+    p = {
+        "id": 205,
+        "name": "BC Shoe",
+        "description": "<p>Fast</p>",
+        "price": 100,
+        "sale_price": 80,
+        "inventory_tracking": "variant",
+        "inventory_level": 0,
+        "is_visible": True,
+        "availability": "available",
+        "sku": "SHOE",
+        "custom_url": {"url": "/bc-shoe/"},
+        "variants": [{"inventory_level": 0}, {"inventory_level": 4}],
+        "images": [
+            {"url_standard": "https://cdn.example/2.jpg", "is_thumbnail": False},
+            {"url_standard": "https://cdn.example/1.jpg", "is_thumbnail": True},
+        ],
+    }
     p.update(extra)
     return p
 
@@ -87,6 +106,7 @@ def test_check_wants_api_credentials_with_the_secret(make_settings):
 
 
 # -- issue 8.10: a delivery belongs to the configured store ----------------------------------
+
 
 @pytest.mark.parametrize("producer", ["stores/otherhash", "", None, f"stores/{BC_HASH}/x"])
 def test_another_stores_delivery_is_refused(rt, producer):

@@ -21,8 +21,14 @@ CLI = str(Path(sys.executable).parent / "personyze-sync")
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    p = subprocess.run([CLI, *args], env=dict(env, COLUMNS="160"), cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [CLI, *args],
+        env=dict(env, COLUMNS="160"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     return p
 
@@ -30,8 +36,14 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 def run_on_tty(args: list[str], env: dict[str, str]) -> str:
     """Run with stdout on a pseudo-terminal, as a person's shell would; return what it drew."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([CLI, *args], env=dict(env, COLUMNS="160", TERM="xterm"), cwd=ROOT,
-                            stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CLI, *args],
+        env=dict(env, COLUMNS="160", TERM="xterm"),
+        cwd=ROOT,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(slave)
     out = b""
     while True:
@@ -75,8 +87,11 @@ def test_dlq_list_is_a_table_with_the_last_error(dead_two):
 def resync_env(make_settings, sandbox, shop):
     for i in range(1, 31):
         shop.products[i] = gql_product(i, at=f"2026-01-01T00:00:{i:02d}Z", title=f"p{i}")
-    settings = make_settings(personyze_base_url=sandbox.url, shopify_admin_token=SHOPIFY_TOKEN,
-                             shopify_admin_api_url=shop.url)
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        shopify_admin_token=SHOPIFY_TOKEN,
+        shopify_admin_api_url=shop.url,
+    )
     return settings_env(settings)
 
 

@@ -20,14 +20,14 @@ CLI = str(Path(sys.executable).parent / "personyze-sync")
 
 
 def run_cli(args, env, check=False):
-    p = subprocess.run([CLI, *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run([CLI, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     if check:
         assert p.returncode == 0, p.stderr
     return p
 
 
 # -- configuration ------------------------------------------------------------------------
+
 
 def test_bad_standard_secret_names_the_variable_not_the_value():
     with pytest.raises(ConfigError) as e:
@@ -78,12 +78,15 @@ stores:
     assert state.ledger("b")["received"] == 1 and state.ledger("a")["received"] == 0
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("stores: []", "stores"),
-    ("stores:\n  - id: a\n  - id: a", "duplicate"),
-    ("stores:\n  - id: a\n    shopify_webhook_secrets: ['${NOPE_NOT_SET}']", "NOPE_NOT_SET"),
-    ("stores:\n  - id: 'bad id!'", "ID"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("stores: []", "stores"),
+        ("stores:\n  - id: a\n  - id: a", "duplicate"),
+        ("stores:\n  - id: a\n    shopify_webhook_secrets: ['${NOPE_NOT_SET}']", "NOPE_NOT_SET"),
+        ("stores:\n  - id: 'bad id!'", "ID"),
+    ],
+)
 def test_stores_file_errors_are_clear(tmp_path, content, needle):
     f = tmp_path / "stores.yaml"
     f.write_text(content)
@@ -93,6 +96,7 @@ def test_stores_file_errors_are_clear(tmp_path, content, needle):
 
 
 # -- CLI ----------------------------------------------------------------------------------
+
 
 def test_check_passes_against_the_sandbox_and_never_prints_the_key(sync_settings, sandbox):
     env = settings_env(sync_settings)
@@ -106,8 +110,11 @@ def test_check_passes_against_the_sandbox_and_never_prints_the_key(sync_settings
 
 
 def test_check_reports_missing_configuration(redis_url):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SHOPIFY", "PERSONYZE", "STANDARD", "WOOCOMMERCE"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SHOPIFY", "PERSONYZE", "STANDARD", "WOOCOMMERCE"))
+    }
     env["REDIS_URL"] = redis_url
     p = run_cli(["check", "--offline"], env)
     assert p.returncode == 1
@@ -121,9 +128,10 @@ def test_status_and_dlq_commands(sync_settings, sandbox, rt):
     env = settings_env(sync_settings)
     status = json.loads(run_cli(["status", "--json"], env, check=True).stdout)
     assert status["default"]["dlq"] == 2 and status["default"]["balance"] == 0
-    listed = [json.loads(line) for line in run_cli(["dlq", "list", "--json"], env,
-                                                   check=True).stdout
-              .splitlines()]
+    listed = [
+        json.loads(line)
+        for line in run_cli(["dlq", "list", "--json"], env, check=True).stdout.splitlines()
+    ]
     assert {e["product"] for e in listed} == {"1", "2"}
     assert "PersonyzeBadRequest" in listed[0]["last_error"]
     assert "replayed 1" in run_cli(["dlq", "replay", "1"], env, check=True).stdout
@@ -140,8 +148,12 @@ def test_sandbox_command_serves_the_documented_curl_examples(tmp_path):
     from tests.servers import eventually
 
     port = free_port()
-    proc = subprocess.Popen([CLI, "sandbox", "--port", str(port), "--api-key", SANDBOX_KEY],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CLI, "sandbox", "--port", str(port), "--api-key", SANDBOX_KEY],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://api:{SANDBOX_KEY}@127.0.0.1:{port}/rest"
 
@@ -151,8 +163,16 @@ def test_sandbox_command_serves_the_documented_curl_examples(tmp_path):
         eventually(lambda: curl(f"{base}/placeholders") == "[]", timeout=10)
         new_id = curl("--data", '{"name": "Fake", "html_id": ".fake"}', f"{base}/placeholders")
         assert new_id.strip().isdigit()
-        assert curl("-X", "PUT", "--data", '{"html_id": "#fake"}',
-                    f"{base}/placeholders/{new_id.strip()}").strip() == "1"
+        assert (
+            curl(
+                "-X",
+                "PUT",
+                "--data",
+                '{"html_id": "#fake"}',
+                f"{base}/placeholders/{new_id.strip()}",
+            ).strip()
+            == "1"
+        )
         assert json.loads(curl(f"{base}/placeholders"))[0]["html_id"] == "#fake"
         assert curl("-X", "DELETE", f"{base}/placeholders/{new_id.strip()}").strip() == "1"
     finally:
@@ -161,6 +181,7 @@ def test_sandbox_command_serves_the_documented_curl_examples(tmp_path):
 
 
 # -- admin endpoints ----------------------------------------------------------------------
+
 
 def test_admin_is_off_without_token_and_guarded_with_it(make_settings):
     assert create_app(make_settings()).test_client().get("/admin/status").status_code == 404
@@ -184,20 +205,27 @@ def test_admin_dlq_replay_and_purge(make_settings, sandbox):
     rt = runtime.build(settings)
     assert Syncer(rt.settings, rt.state).run("default", "5") == "dead"
     assert list(client.get("/admin/dlq/default", headers=auth).json) == ["5"]
-    assert client.post("/admin/dlq/default/5/replay", headers=auth).json == {"replayed": ["5"],
-                                                                           "superseded": []}
+    assert client.post("/admin/dlq/default/5/replay", headers=auth).json == {
+        "replayed": ["5"],
+        "superseded": [],
+    }
     assert client.get("/admin/dlq/default", headers=auth).json == {}
     assert client.get("/admin/dlq/nostore", headers=auth).status_code == 404
 
 
 # -- secrets ------------------------------------------------------------------------------
 
+
 def test_log_scrubbing_removes_credentials():
     from app.logging_setup import scrub
 
-    event = {"event": "boom", "url": f"https://api:{SANDBOX_KEY}@app.personyze.com/rest",
-             "headers": {"Authorization": "Basic YXBpOmtleQ==", "X-Shopify-Hmac-Sha256": "abc"},
-             "note": f"key {'A1' * 20} and whsec_abcdef== inside", "api_key": "x"}
+    event = {
+        "event": "boom",
+        "url": f"https://api:{SANDBOX_KEY}@app.personyze.com/rest",
+        "headers": {"Authorization": "Basic YXBpOmtleQ==", "X-Shopify-Hmac-Sha256": "abc"},
+        "note": f"key {'A1' * 20} and whsec_abcdef== inside",
+        "api_key": "x",
+    }
     out = json.dumps(scrub(event))
     for secret in (SANDBOX_KEY, "YXBpOmtleQ==", "A1" * 20, "whsec_abcdef", '"abc"'):
         assert secret not in out
@@ -224,12 +252,21 @@ def test_sentry_events_carry_no_body_signature_or_key(make_settings):
         raise RuntimeError(f"failed talking to https://api:{SANDBOX_KEY}@app.personyze.com")
 
     # the request body size option is opened wide on purpose: before_send must still drop it
-    sentry_sdk.init(dsn="https://public@sentry.example.invalid/1", transport=Capture,
-                    before_send=before_send, max_request_body_size="always")
+    sentry_sdk.init(
+        dsn="https://public@sentry.example.invalid/1",
+        transport=Capture,
+        before_send=before_send,
+        max_request_body_size="always",
+    )
     try:
         client = app.test_client()
-        client.get("/boom", headers={"Authorization": f"Basic {SANDBOX_KEY}",
-                                     "X-Shopify-Hmac-Sha256": "c2lnbmF0dXJl"})
+        client.get(
+            "/boom",
+            headers={
+                "Authorization": f"Basic {SANDBOX_KEY}",
+                "X-Shopify-Hmac-Sha256": "c2lnbmF0dXJl",
+            },
+        )
         sentry_sdk.flush()
     finally:
         sentry_sdk.init(dsn=None)

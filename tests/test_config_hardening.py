@@ -18,11 +18,14 @@ def test_whsec_that_is_not_base64_is_refused(make_settings):
     assert "not*base64" not in str(e.value)
 
 
-@pytest.mark.parametrize("mapping", [
-    "{add: {internal_id: sku}}",
-    "{rename: {sku: internal_id}}",
-    "{constants: {internal_id: '1'}}",
-])
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        "{add: {internal_id: sku}}",
+        "{rename: {sku: internal_id}}",
+        "{constants: {internal_id: '1'}}",
+    ],
+)
 def test_mapping_that_writes_internal_id_is_refused(tmp_path, mapping):
     f = tmp_path / "stores.yml"
     f.write_text(f"stores:\n  - id: s1\n    mapping: {mapping}\n")
@@ -46,6 +49,9 @@ def test_lease_must_outlive_the_task_hard_time_limit(make_settings):
 def test_celery_takes_its_time_limits_from_the_settings(make_settings):
     from workers.celery_app import make_celery
 
-    app = make_celery(__import__("app.runtime").runtime.build(
-        make_settings(lease_seconds=31, task_time_limit_seconds=30)))
+    app = make_celery(
+        __import__("app.runtime").runtime.build(
+            make_settings(lease_seconds=31, task_time_limit_seconds=30)
+        )
+    )
     assert app.conf.task_time_limit == 30 and app.conf.task_soft_time_limit == 20

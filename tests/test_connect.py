@@ -45,8 +45,12 @@ def fakes():
     s.add("ORDERS_CREATE", f"{BASE}/webhooks/shopify")
     w.add("product.updated", "https://other-app.example.com/woo", status="disabled")
     w.add("order.created", "https://erp.example.com/orders", status="paused")
-    b.add("store/product/updated", "https://other-app.example.com/bc", active=False,
-          client_id="someone-else")
+    b.add(
+        "store/product/updated",
+        "https://other-app.example.com/bc",
+        active=False,
+        client_id="someone-else",
+    )
     yield s, w, b
     for f in (s, w, b):
         f.stop()
@@ -58,11 +62,15 @@ def connected_settings(make_settings, fakes):
 
     def make(**overrides):
         env = dict(
-            shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=s.url,
-            woocommerce_url=w.url, woocommerce_consumer_key=WOO_API_KEY,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=s.url,
+            woocommerce_url=w.url,
+            woocommerce_consumer_key=WOO_API_KEY,
             woocommerce_consumer_secret=WOO_API_SECRET,
-            bigcommerce_store_hash=BC_HASH, bigcommerce_access_token=BC_TOKEN,
-            bigcommerce_client_secret="bc-client-secret", bigcommerce_api_url=b.url,
+            bigcommerce_store_hash=BC_HASH,
+            bigcommerce_access_token=BC_TOKEN,
+            bigcommerce_client_secret="bc-client-secret",
+            bigcommerce_api_url=b.url,
             reconcile_interval_seconds=0,
         )
         env.update(overrides)
@@ -72,30 +80,46 @@ def connected_settings(make_settings, fakes):
 
 
 def run_cli(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, "connect", *args], env=dict(settings_env(settings), **env),
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [CLI, "connect", *args],
+        env=dict(settings_env(settings), **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def ours(fake, url: str) -> dict:
     """Our subscriptions in a fake: topic -> (id, state)."""
     if isinstance(fake, FakeShopifyHooks):
-        return {v["topic"]: (k, "active") for k, v in fake.subs.items()
-                if v["uri"] == url and v["topic"] in SHOPIFY_TOPICS}
+        return {
+            v["topic"]: (k, "active")
+            for k, v in fake.subs.items()
+            if v["uri"] == url and v["topic"] in SHOPIFY_TOPICS
+        }
     if isinstance(fake, FakeWooHooks):
-        return {h["topic"]: (i, h["status"]) for i, h in fake.hooks.items()
-                if h["delivery_url"] == url}
-    return {h["scope"]: (i, h["is_active"]) for i, h in fake.hooks.items()
-            if h["destination"] == url}
+        return {
+            h["topic"]: (i, h["status"]) for i, h in fake.hooks.items() if h["delivery_url"] == url
+        }
+    return {
+        h["scope"]: (i, h["is_active"]) for i, h in fake.hooks.items() if h["destination"] == url
+    }
 
 
 def foreign(fakes) -> list:
     s, w, b = fakes
-    return [copy.deepcopy({k: v for k, v in s.subs.items() if v["topic"] == "ORDERS_CREATE"
-                           or "other-app" in v["uri"]}),
-            copy.deepcopy({k: v for k, v in w.hooks.items() if "/webhooks/" not in
-                           v["delivery_url"]}),
-            copy.deepcopy({k: v for k, v in b.hooks.items() if "/webhooks/" not in
-                           v["destination"]})]
+    return [
+        copy.deepcopy(
+            {
+                k: v
+                for k, v in s.subs.items()
+                if v["topic"] == "ORDERS_CREATE" or "other-app" in v["uri"]
+            }
+        ),
+        copy.deepcopy({k: v for k, v in w.hooks.items() if "/webhooks/" not in v["delivery_url"]}),
+        copy.deepcopy({k: v for k, v in b.hooks.items() if "/webhooks/" not in v["destination"]}),
+    ]
 
 
 def test_connect_creates_every_subscription_then_changes_nothing(connected_settings, fakes):
@@ -106,15 +130,17 @@ def test_connect_creates_every_subscription_then_changes_nothing(connected_setti
     assert p.returncode == 0, p.stderr
     assert set(ours(s, f"{BASE}/webhooks/shopify")) == set(SHOPIFY_TOPICS)
     assert {t: st for t, (_, st) in ours(w, f"{BASE}/webhooks/woocommerce").items()} == {
-        t: "active" for t in WOO_TOPICS}
+        t: "active" for t in WOO_TOPICS
+    }
     assert {t: st for t, (_, st) in ours(b, f"{BASE}/webhooks/bigcommerce").items()} == {
-        t: True for t in BC_SCOPES}
+        t: True for t in BC_SCOPES
+    }
     # WooCommerce signs with the first configured secret, the one our receiver checks
     assert {h["secret"] for h in w.hooks.values() if "/webhooks/" in h["delivery_url"]} == {
-        WOO_SECRET}
+        WOO_SECRET
+    }
     assert "created PRODUCTS_CREATE, PRODUCTS_UPDATE, PRODUCTS_DELETE" in p.stdout
-    assert "created product.created, product.updated, product.deleted, product.restored" \
-        in p.stdout
+    assert "created product.created, product.updated, product.deleted, product.restored" in p.stdout
     assert foreign(fakes) == before
 
     for f in fakes:
@@ -180,7 +206,8 @@ def test_paused_woocommerce_webhook_is_left_to_the_admin(connected_settings, fak
     assert "paused by an admin (left as is) product.deleted" in p.stdout
     assert w.hooks[wid]["status"] == "paused"
     assert [h["topic"] for h in w.hooks.values() if h["delivery_url"] == wu].count(
-        "product.deleted") == 1  # no second one beside it
+        "product.deleted"
+    ) == 1  # no second one beside it
     assert run_cli(settings, "--check", "--url", BASE).returncode == 1
 
 
@@ -197,14 +224,19 @@ def assert_one_clean_line(p: subprocess.CompletedProcess, platform: str, *needle
 
 def test_store_api_errors_are_one_line_without_credentials(connected_settings, fakes):
     s, w, b = fakes
-    settings = connected_settings(shopify_admin_token="shpat_wrong_token_123",
-                                  woocommerce_consumer_key="ck_wrong_key_123",
-                                  bigcommerce_access_token="bc_wrong_token_123")
+    settings = connected_settings(
+        shopify_admin_token="shpat_wrong_token_123",
+        woocommerce_consumer_key="ck_wrong_key_123",
+        bigcommerce_access_token="bc_wrong_token_123",
+    )
     p = run_cli(settings, "--url", BASE)
     assert p.returncode == 1
     assert_one_clean_line(p, "shopify", "Shopify refused the credentials (401)")
-    assert_one_clean_line(p, "woocommerce", "WooCommerce refused the credentials (401 "
-                          "woocommerce_rest_authentication_error)")
+    assert_one_clean_line(
+        p,
+        "woocommerce",
+        "WooCommerce refused the credentials (401 woocommerce_rest_authentication_error)",
+    )
     assert_one_clean_line(p, "bigcommerce", "BigCommerce refused the credentials (401")
     for wrong in ("shpat_wrong_token_123", "ck_wrong_key_123", "bc_wrong_token_123"):
         assert wrong not in p.stdout + p.stderr
@@ -214,9 +246,11 @@ def test_store_api_errors_are_one_line_without_credentials(connected_settings, f
     s.force = 503
     closed = FakeBigCommerceHooks()
     closed.stop()
-    settings = connected_settings(woocommerce_consumer_key=WOO_RO_KEY,
-                                  woocommerce_consumer_secret=WOO_RO_SECRET,
-                                  bigcommerce_api_url=closed.url)
+    settings = connected_settings(
+        woocommerce_consumer_key=WOO_RO_KEY,
+        woocommerce_consumer_secret=WOO_RO_SECRET,
+        bigcommerce_api_url=closed.url,
+    )
     p = run_cli(settings, "--url", BASE)
     assert p.returncode == 1
     assert_one_clean_line(p, "shopify", "Shopify API answered 503")
@@ -237,10 +271,22 @@ def test_connect_without_url_or_credentials_says_what_to_set(connected_settings,
 def test_bigcommerce_url_names_the_store_with_a_stores_file(make_settings, fakes, tmp_path):
     _, _, b = fakes
     stores = tmp_path / "stores.yaml"
-    stores.write_text(json.dumps({"stores": [
-        {"id": "eu", "bigcommerce_store_hash": BC_HASH, "bigcommerce_access_token": BC_TOKEN,
-         "bigcommerce_webhook_secrets": ["x"], "bigcommerce_api_url": b.url},
-        {"id": "us", "standard_webhook_secrets": ["whsec_" + "A" * 32]}]}))
+    stores.write_text(
+        json.dumps(
+            {
+                "stores": [
+                    {
+                        "id": "eu",
+                        "bigcommerce_store_hash": BC_HASH,
+                        "bigcommerce_access_token": BC_TOKEN,
+                        "bigcommerce_webhook_secrets": ["x"],
+                        "bigcommerce_api_url": b.url,
+                    },
+                    {"id": "us", "standard_webhook_secrets": ["whsec_" + "A" * 32]},
+                ]
+            }
+        )
+    )
     settings = make_settings(stores_file=str(stores))
     outcomes = connect_store(settings, settings.stores["eu"], BASE)
     assert [o.url for o in outcomes] == [f"{BASE}/webhooks/bigcommerce/eu"]
@@ -261,21 +307,26 @@ def test_shopify_pages_and_reads_the_older_callback_url(connected_settings, fake
     assert len(s.requests) == 4  # pages of one: our three and another app's
 
 
-def test_failed_repair_is_reported_to_sentry_without_credentials(connected_settings, fakes,
-                                                                receiver):
+def test_failed_repair_is_reported_to_sentry_without_credentials(
+    connected_settings, fakes, receiver
+):
     """Through the production Sentry setup (init_sentry) to a local envelope receiver."""
     import sentry_sdk
 
     from app.observability import init_sentry
 
-    settings = connected_settings(bigcommerce_access_token="bc_wrong_token_123",
-                                  sentry_dsn=receiver.dsn)
+    settings = connected_settings(
+        bigcommerce_access_token="bc_wrong_token_123", sentry_dsn=receiver.dsn
+    )
     assert init_sentry(settings, "scheduler")
     rt = runtime.build(settings)
     outcomes = check_store(rt, "default", BASE)
     sentry_sdk.flush(5)
     assert {o.platform: bool(o.error) for o in outcomes} == {
-        "shopify": False, "woocommerce": False, "bigcommerce": True}
+        "shopify": False,
+        "woocommerce": False,
+        "bigcommerce": True,
+    }
     events = receiver.events()
     text = json.dumps(events)
     assert len(events) == 1 and "bigcommerce" in text and "refused the credentials" in text
@@ -284,8 +335,7 @@ def test_failed_repair_is_reported_to_sentry_without_credentials(connected_setti
     assert repairs(rt, "default") == {"shopify": 3, "woocommerce": 4}
 
 
-def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, client,
-                                                     tmp_path):
+def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, client, tmp_path):
     """Two real `personyze-sync scheduler` processes and the URL `connect` recorded: the
     subscriptions the platforms turned off come back, once, and /metrics counts them."""
     s, w, b = fakes
@@ -305,21 +355,38 @@ def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, 
     env = dict(settings_env(settings), SUBSCRIPTION_CHECK_SECONDS="3600", LOG_LEVEL="DEBUG")
     env.pop("PUBLIC_URL", None)
     logs = [tmp_path / f"scheduler{i}.log" for i in range(2)]
-    procs = [subprocess.Popen([CLI, "scheduler"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=log.open("w"), start_new_session=True) for log in logs]
+    procs = [
+        subprocess.Popen(
+            [CLI, "scheduler"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+            start_new_session=True,
+        )
+        for log in logs
+    ]
 
     def both_passed() -> bool:
         text = sorted(log.read_text() for log in logs)
-        return (any("subscriptions_repaired" in t for t in text)
-                and any("subscriptions_done_elsewhere" in t for t in text))
+        return any("subscriptions_repaired" in t for t in text) and any(
+            "subscriptions_done_elsewhere" in t for t in text
+        )
 
     try:
-        eventually(lambda: "PRODUCTS_DELETE" in ours(s, su)
-                   and w.hooks[wid]["status"] == "active" and b.hooks[hid]["is_active"],
-                   timeout=30)
+        eventually(
+            lambda: (
+                "PRODUCTS_DELETE" in ours(s, su)
+                and w.hooks[wid]["status"] == "active"
+                and b.hooks[hid]["is_active"]
+            ),
+            timeout=30,
+        )
         rt = runtime.build(settings)
-        eventually(lambda: repairs(rt, "default") == {
-            "shopify": 1, "woocommerce": 1, "bigcommerce": 1}, timeout=10)
+        eventually(
+            lambda: repairs(rt, "default") == {"shopify": 1, "woocommerce": 1, "bigcommerce": 1},
+            timeout=10,
+        )
         eventually(both_passed, timeout=30)  # the second scheduler found the interval taken
     finally:
         for p in procs:

@@ -47,27 +47,48 @@ def alive(pid: int) -> bool:
 
 def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("REDIS_URL", "PERSONYZE_", "SHOPIFY_", "STORES_FILE"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDIS_URL", "PERSONYZE_", "SHOPIFY_", "STORES_FILE"))
+    }
     log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115 - the child writes to it until the end
-    proc = subprocess.Popen([CLI, "dev", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [CLI, "dev", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        banner = eventually(lambda: "Ctrl-C stops everything" in Path(log.name).read_text()
-                            and Path(log.name).read_text(), timeout=60)
+        banner = eventually(
+            lambda: (
+                "Ctrl-C stops everything" in Path(log.name).read_text()
+                and Path(log.name).read_text()
+            ),
+            timeout=60,
+        )
         assert f"http://127.0.0.1:{port}" in banner
         command = re.search(r"personyze-sync send-sample --url \S+", banner).group(0)
         children = descendants(proc.pid)
         assert len(children) >= 5  # redis, sandbox, gunicorn, celery, scheduler
         assert requests.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-        sent = subprocess.run([CLI, *command.split()[1:]], env=dict(
-            env, SHOPIFY_WEBHOOK_SECRET="dev-shopify-secret"), capture_output=True, text=True)
+        sent = subprocess.run(
+            [CLI, *command.split()[1:]],
+            env=dict(env, SHOPIFY_WEBHOOK_SECRET="dev-shopify-secret"),
+            capture_output=True,
+            text=True,
+        )
         assert sent.stdout.startswith("200"), sent.stdout + sent.stderr
         redis_url = re.search(r"REDIS_URL=(\S+)", banner).group(1)
 
         def written():
-            out = subprocess.run([CLI, "status", "--json"], env=dict(env, REDIS_URL=redis_url),
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [CLI, "status", "--json"],
+                env=dict(env, REDIS_URL=redis_url),
+                capture_output=True,
+                text=True,
+            ).stdout
             return '"written": 1' in out
 
         eventually(written, timeout=30)

@@ -12,8 +12,9 @@ from workers.dispatch import Dispatcher
 
 
 def test_two_schedulers_wake_each_key_once(make_settings, r):
-    settings = make_settings(wake_grace_seconds=30, personyze_rate_limit=10_000,
-                             wake_queue_max=1000)
+    settings = make_settings(
+        wake_grace_seconds=30, personyze_rate_limit=10_000, wake_queue_max=1000
+    )
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
     for pid in range(1, 201):
@@ -83,13 +84,15 @@ def test_rediss_broker_gets_ssl_cert_reqs(make_settings):
 
     settings = make_settings(broker_url="rediss://:pw@redis.example.com:6380/0")
     app = make_celery(runtime.build(settings))
-    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED,
-                                       "ssl_check_hostname": True}
-    settings = make_settings(broker_url="rediss://:pw@redis.example.com:6380/0",
-                             redis_tls_verify=False)
+    assert app.conf.broker_use_ssl == {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_check_hostname": True,
+    }
+    settings = make_settings(
+        broker_url="rediss://:pw@redis.example.com:6380/0", redis_tls_verify=False
+    )
     app = make_celery(runtime.build(settings))
-    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE,
-                                       "ssl_check_hostname": False}
+    assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE, "ssl_check_hostname": False}
 
 
 def test_worker_heartbeat_file_for_liveness(make_settings, tmp_path):

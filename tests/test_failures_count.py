@@ -15,10 +15,15 @@ from tests.support import shopify_product, shopify_request
 PID = "632910392"
 
 
-def test_soft_time_limit_is_a_counted_attempt_then_dead_letter(make_settings, sandbox,
-                                                               dispatcher_factory):
-    settings = make_settings(personyze_base_url=sandbox.url, lease_seconds=2.0,
-                             task_time_limit_seconds=1.5, max_attempts=2)
+def test_soft_time_limit_is_a_counted_attempt_then_dead_letter(
+    make_settings, sandbox, dispatcher_factory
+):
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        lease_seconds=2.0,
+        task_time_limit_seconds=1.5,
+        max_attempts=2,
+    )
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
     sandbox.faults.update(latency_ms=1300)  # past the soft limit (1 s), within the hard one

@@ -25,9 +25,13 @@ def std(client, payload, secret=STANDARD_SECRET, **kw):
 
 # -- WooCommerce ----------------------------------------------------------------------------
 
+
 def test_woo_ping_gets_exactly_200_and_counts_nothing(client, state):
-    resp = client.post("/webhooks/woocommerce", data=b"webhook_id=12",
-                       content_type="application/x-www-form-urlencoded")
+    resp = client.post(
+        "/webhooks/woocommerce",
+        data=b"webhook_id=12",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert resp.status_code == 200
     assert state.ledger("default")["received"] == 0
 
@@ -90,6 +94,7 @@ def test_woo_draft_is_recorded_as_not_live(client, state):
 
 # -- Standard Webhooks ----------------------------------------------------------------------
 
+
 def test_standard_signed_by_reference_library_is_accepted(client, state):
     resp = std(client, standard_body("SKU/1&2", at=1, price=12.5, sale_price="9.99"))
     assert resp.status_code == 200 and resp.json["status"] == "accepted_wake"
@@ -99,8 +104,7 @@ def test_standard_signed_by_reference_library_is_accepted(client, state):
 
 def test_standard_bad_signature_and_rotation(client, make_settings):
     assert std(client, standard_body(), secret="whsec_" + "A" * 32).status_code == 401
-    app2 = create_app(make_settings(
-        standard_webhook_secret=f"whsec_{'B' * 32},{STANDARD_SECRET}"))
+    app2 = create_app(make_settings(standard_webhook_secret=f"whsec_{'B' * 32},{STANDARD_SECRET}"))
     assert std(app2.test_client(), standard_body()).status_code == 200
 
 
@@ -122,21 +126,27 @@ def test_standard_same_message_id_is_duplicate(client):
 
 
 def test_standard_delete_needs_only_id_and_updated_at(client, state):
-    body = {"type": "product.deleted", "timestamp": "2026-01-01T00:00:00Z",
-            "data": {"id": "a", "updated_at": "2026-01-01T00:00:00Z"}}
+    body = {
+        "type": "product.deleted",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": {"id": "a", "updated_at": "2026-01-01T00:00:00Z"},
+    }
     assert std(client, body).status_code == 200
     assert state.product_state("default", "a")["pk"] == "d"
 
 
-@pytest.mark.parametrize("data,why", [
-    ({"updated_at": "2026-01-01T00:00:00Z"}, "data.id"),
-    ({"id": "a"}, "data.updated_at"),
-    ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "price": "ten"}, "data.price"),
-    ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "in_stock": "yes"}, "data.in_stock"),
-    ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "inventory": 1.5}, "data.inventory"),
-    ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "status": "gone"}, "data.status"),
-    ({"id": 5, "updated_at": "2026-01-01T00:00:00Z", "price": -1}, "data.price"),
-])
+@pytest.mark.parametrize(
+    "data,why",
+    [
+        ({"updated_at": "2026-01-01T00:00:00Z"}, "data.id"),
+        ({"id": "a"}, "data.updated_at"),
+        ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "price": "ten"}, "data.price"),
+        ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "in_stock": "yes"}, "data.in_stock"),
+        ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "inventory": 1.5}, "data.inventory"),
+        ({"id": "a", "updated_at": "2026-01-01T00:00:00Z", "status": "gone"}, "data.status"),
+        ({"id": 5, "updated_at": "2026-01-01T00:00:00Z", "price": -1}, "data.price"),
+    ],
+)
 def test_standard_wrong_types_are_400(client, data, why):
     resp = std(client, {"type": "product.updated", "timestamp": "x", "data": data})
     assert resp.status_code == 400 and why in resp.json["error"]

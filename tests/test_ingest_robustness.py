@@ -26,16 +26,27 @@ from tests.support import (
 ALLOWED = {200, 400, 401, 413}
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 product_like = st.fixed_dictionaries(
-    {"id": st.integers(-5, 2**70) | st.text(max_size=8) | st.none(),
-     "updated_at": st.text(max_size=30) | st.integers() | st.sampled_from(
-         ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+05:30", "2026-13-01"])},
-    optional={"variants": json_values, "title": json_values, "status": json_values,
-              "images": json_values, "body_html": json_values},
+    {
+        "id": st.integers(-5, 2**70) | st.text(max_size=8) | st.none(),
+        "updated_at": st.text(max_size=30)
+        | st.integers()
+        | st.sampled_from(
+            ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+05:30", "2026-13-01"]
+        ),
+    },
+    optional={
+        "variants": json_values,
+        "title": json_values,
+        "status": json_values,
+        "images": json_values,
+        "body_html": json_values,
+    },
 )
 header_text = st.text(alphabet=string.printable.strip("\r\n\x0b\x0c"), max_size=40)
 
@@ -50,13 +61,19 @@ def assert_consistent(state, r, prefix):
             assert {b"pk", b"pd", b"pt"} <= h.keys()
 
 
-FUZZ = hsettings(max_examples=60, deadline=None,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @FUZZ
-@given(payload=product_like | json_values, topic=st.sampled_from(
-    ["products/update", "products/create", "products/delete", "orders/create", ""]) | header_text)
+@given(
+    payload=product_like | json_values,
+    topic=st.sampled_from(
+        ["products/update", "products/create", "products/delete", "orders/create", ""]
+    )
+    | header_text,
+)
 def test_fuzz_shopify_signed_garbage(app, r, prefix, payload, topic):
     body, headers = shopify_request(json.dumps(payload).encode(), topic=topic)
     resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
@@ -65,21 +82,44 @@ def test_fuzz_shopify_signed_garbage(app, r, prefix, payload, topic):
 
 
 @FUZZ
-@given(body=st.binary(max_size=300), headers=st.dictionaries(
-    st.sampled_from(["X-Shopify-Topic", "X-Shopify-Hmac-Sha256", "X-Shopify-Shop-Domain",
-                     "X-Shopify-Event-Id", "X-Shopify-Triggered-At", "Content-Type"]),
-    header_text))
+@given(
+    body=st.binary(max_size=300),
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "X-Shopify-Topic",
+                "X-Shopify-Hmac-Sha256",
+                "X-Shopify-Shop-Domain",
+                "X-Shopify-Event-Id",
+                "X-Shopify-Triggered-At",
+                "Content-Type",
+            ]
+        ),
+        header_text,
+    ),
+)
 def test_fuzz_shopify_random_bytes_and_headers(app, body, headers):
     resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
     assert resp.status_code in ALLOWED
 
 
 @FUZZ
-@given(payload=st.fixed_dictionaries({}, optional={
-    "id": st.integers(-3, 2**64) | st.text(max_size=5), "date_modified_gmt": header_text,
-    "parent_id": json_values, "regular_price": json_values, "stock_quantity": json_values,
-    "manage_stock": json_values, "status": json_values}) | json_values,
-    topic=st.sampled_from(["product.updated", "product.deleted", "product.restored", "x"]))
+@given(
+    payload=st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.integers(-3, 2**64) | st.text(max_size=5),
+            "date_modified_gmt": header_text,
+            "parent_id": json_values,
+            "regular_price": json_values,
+            "stock_quantity": json_values,
+            "manage_stock": json_values,
+            "status": json_values,
+        },
+    )
+    | json_values,
+    topic=st.sampled_from(["product.updated", "product.deleted", "product.restored", "x"]),
+)
 def test_fuzz_woo_signed_garbage(app, r, prefix, payload, topic):
     body, headers = woo_request(json.dumps(payload).encode(), topic=topic)
     resp = app.test_client().post("/webhooks/woocommerce", data=body, headers=headers)
@@ -88,12 +128,27 @@ def test_fuzz_woo_signed_garbage(app, r, prefix, payload, topic):
 
 
 @FUZZ
-@given(payload=st.fixed_dictionaries({}, optional={
-    "type": st.sampled_from(["product.updated", "product.deleted", "x"]) | json_values,
-    "data": st.fixed_dictionaries({}, optional={
-        "id": json_values, "updated_at": json_values, "price": json_values,
-        "in_stock": json_values, "inventory": json_values, "status": json_values})
-    | json_values}) | json_values)
+@given(
+    payload=st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.sampled_from(["product.updated", "product.deleted", "x"]) | json_values,
+            "data": st.fixed_dictionaries(
+                {},
+                optional={
+                    "id": json_values,
+                    "updated_at": json_values,
+                    "price": json_values,
+                    "in_stock": json_values,
+                    "inventory": json_values,
+                    "status": json_values,
+                },
+            )
+            | json_values,
+        },
+    )
+    | json_values
+)
 def test_fuzz_standard_signed_garbage(app, r, prefix, payload):
     body, headers = standard_request(json.dumps(payload).encode(), STANDARD_SECRET)
     resp = app.test_client().post("/webhooks/standard", data=body, headers=headers)
@@ -119,23 +174,36 @@ def test_redis_down_is_503_then_recovers(make_settings, tmp_path: Path):
     try:
         resp = client.post("/webhooks/shopify", data=body, headers=headers)  # platform retry
         assert resp.status_code == 200
-        assert redis.Redis.from_url(url).zcard(app.extensions["personyze_sync"].state.keys.due(
-            "default")) == 1
+        assert (
+            redis.Redis.from_url(url).zcard(
+                app.extensions["personyze_sync"].state.keys.due("default")
+            )
+            == 1
+        )
     finally:
         server.stop()
 
 
 @FUZZ
-@given(payload=st.fixed_dictionaries({}, optional={
-    "scope": st.sampled_from(["store/product/updated", "store/product/deleted", "x"])
-    | json_values,
-    "data": st.fixed_dictionaries({}, optional={"type": json_values, "id": json_values})
-    | json_values, "hash": json_values}) | json_values)
+@given(
+    payload=st.fixed_dictionaries(
+        {},
+        optional={
+            "scope": st.sampled_from(["store/product/updated", "store/product/deleted", "x"])
+            | json_values,
+            "data": st.fixed_dictionaries({}, optional={"type": json_values, "id": json_values})
+            | json_values,
+            "hash": json_values,
+        },
+    )
+    | json_values
+)
 def test_fuzz_bigcommerce_signed_garbage(make_settings, r, prefix, payload):
     import base64
 
-    settings = make_settings(bigcommerce_client_secret="cs", bigcommerce_store_hash="h",
-                             bigcommerce_access_token="t")
+    settings = make_settings(
+        bigcommerce_client_secret="cs", bigcommerce_store_hash="h", bigcommerce_access_token="t"
+    )
     app = create_app(settings)
     secret = "whsec_" + base64.b64encode(b"cs").decode()
     body, headers = standard_request(json.dumps(payload).encode(), secret)
@@ -144,13 +212,16 @@ def test_fuzz_bigcommerce_signed_garbage(make_settings, r, prefix, payload):
     assert_consistent(app.extensions["personyze_sync"].state, r, prefix)
 
 
-@pytest.mark.parametrize("path,method,status", [
-    ("/webhooks/magento", "POST", 404),
-    ("/webhooks/shopify/a/b", "POST", 404),
-    ("/webhooks/shopify/", "POST", 401),  # the platform's own endpoint: unsigned
-    ("/webhooks/shopify", "GET", 405),
-    ("/webhooks/standard/nostore", "POST", 401),
-])
+@pytest.mark.parametrize(
+    "path,method,status",
+    [
+        ("/webhooks/magento", "POST", 404),
+        ("/webhooks/shopify/a/b", "POST", 404),
+        ("/webhooks/shopify/", "POST", 401),  # the platform's own endpoint: unsigned
+        ("/webhooks/shopify", "GET", 405),
+        ("/webhooks/standard/nostore", "POST", 401),
+    ],
+)
 def test_routing_answers_are_json_and_never_500(app, path, method, status):
     resp = app.test_client().open(path, method=method, data=b"{}")
     assert resp.status_code == status
@@ -163,14 +234,17 @@ def test_routing_answers_are_json_and_never_500(app, path, method, status):
 def test_odd_standard_timestamps_are_401_not_500(app, ts):
     body, headers = standard_request(b"{}", STANDARD_SECRET)
     headers["webhook-timestamp"] = ts
-    assert app.test_client().post("/webhooks/standard", data=body,
-                                  headers=headers).status_code == 401
+    assert (
+        app.test_client().post("/webhooks/standard", data=body, headers=headers).status_code == 401
+    )
 
 
 def test_nesting_too_deep_to_store_is_400(make_settings, tmp_path):
     f = tmp_path / "stores.yaml"
-    f.write_text("stores:\n  - id: s\n    shopify_webhook_secrets: [k]\n"
-                 "    mapping: {add: {custom_1: tags}}\n")
+    f.write_text(
+        "stores:\n  - id: s\n    shopify_webhook_secrets: [k]\n"
+        "    mapping: {add: {custom_1: tags}}\n"
+    )
     app = create_app(make_settings(stores_file=str(f)))
     deep: object = 1
     for _ in range(300):

@@ -108,8 +108,9 @@ def test_ids_above_2_53_stay_exact(client, state):
     assert state.product_state("default", str(big))["pk"] == "u"
 
 
-@pytest.mark.parametrize("topic", ["orders/create", "customers/redact", "shop/redact",
-                                   "customers/data_request", ""])
+@pytest.mark.parametrize(
+    "topic", ["orders/create", "customers/redact", "shop/redact", "customers/data_request", ""]
+)
 def test_other_and_compliance_topics_are_200_ignored(client, state, topic):
     resp = post(client, {"shop_id": 1, "shop_domain": "x"}, topic=topic)
     assert resp.status_code == 200 and resp.json["status"] == "ignored"
@@ -121,20 +122,26 @@ def test_compliance_topic_with_bad_hmac_is_401(client):
     assert post(client, {"shop_id": 1}, topic="shop/redact", secret="bad").status_code == 401
 
 
-@pytest.mark.parametrize("body,why", [
-    (b"{not json", "JSON"),
-    (b"[1, 2]", "object"),
-    (b'{"title": "no id", "updated_at": "2026-01-01T00:00:00Z"}', "id"),
-    (b'{"id": "12 34", "updated_at": "2026-01-01T00:00:00Z"}', "id"),
-    (b'{"id": -5, "updated_at": "2026-01-01T00:00:00Z"}', "id"),
-    (b'{"id": 1}', "updated_at"),
-    (b'{"id": 1, "updated_at": "yesterday"}', "updated_at"),
-    (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "variants": {}}', "variants"),
-    (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "variants": [{"price": "abc"}]}', "price"),
-    (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "variants": [{"price": [1]}]}', "price"),
-    (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "title": 5}', "title"),
-    (b'{"id": true, "updated_at": "2026-01-01T00:00:00Z"}', "id"),
-])
+@pytest.mark.parametrize(
+    "body,why",
+    [
+        (b"{not json", "JSON"),
+        (b"[1, 2]", "object"),
+        (b'{"title": "no id", "updated_at": "2026-01-01T00:00:00Z"}', "id"),
+        (b'{"id": "12 34", "updated_at": "2026-01-01T00:00:00Z"}', "id"),
+        (b'{"id": -5, "updated_at": "2026-01-01T00:00:00Z"}', "id"),
+        (b'{"id": 1}', "updated_at"),
+        (b'{"id": 1, "updated_at": "yesterday"}', "updated_at"),
+        (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "variants": {}}', "variants"),
+        (
+            b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "variants": [{"price": "abc"}]}',
+            "price",
+        ),
+        (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "variants": [{"price": [1]}]}', "price"),
+        (b'{"id": 1, "updated_at": "2026-01-01T00:00:00Z", "title": 5}', "title"),
+        (b'{"id": true, "updated_at": "2026-01-01T00:00:00Z"}', "id"),
+    ],
+)
 def test_malformed_bodies_are_400_and_leave_no_state(client, state, r, prefix, body, why):
     resp = post(client, body)
     assert resp.status_code == 400
@@ -168,8 +175,10 @@ def test_response_never_echoes_the_secret(client):
 def test_two_changes_in_one_second_are_ordered_by_triggered_at(client, state):
     first = shopify_product(updated_at="2026-03-11T20:54:30Z", title="first")
     second = shopify_product(updated_at="2026-03-11T20:54:30Z", title="second")
-    assert post(client, second, triggered_at="2026-03-11T20:54:30.700000001Z").json[
-        "status"] == "accepted_wake"
+    assert (
+        post(client, second, triggered_at="2026-03-11T20:54:30.700000001Z").json["status"]
+        == "accepted_wake"
+    )
     # the earlier change arrives late: same updated_at, earlier trigger -> stale
     assert post(client, first, triggered_at="2026-03-11T20:54:30.200Z").json["status"] == "stale"
     doc = Product.from_json(state.r.hget(state.keys.product("default", "632910392"), "pd"))

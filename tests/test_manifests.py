@@ -42,33 +42,49 @@ SCALEDOBJECT_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "scaleTargetRef": {
-                    "type": "object", "required": ["name"], "additionalProperties": False,
-                    "properties": {k: {"type": "string"} for k in
-                                   ("apiVersion", "kind", "name", "envSourceContainerName")},
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        k: {"type": "string"}
+                        for k in ("apiVersion", "kind", "name", "envSourceContainerName")
+                    },
                 },
-                "pollingInterval": _INT, "cooldownPeriod": _INT, "idleReplicaCount": _INT,
-                "minReplicaCount": _INT, "maxReplicaCount": _INT,
+                "pollingInterval": _INT,
+                "cooldownPeriod": _INT,
+                "idleReplicaCount": _INT,
+                "minReplicaCount": _INT,
+                "maxReplicaCount": _INT,
                 "advanced": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "properties": {
                         "restoreToOriginalReplicaCount": {"type": "boolean"},
                         "horizontalPodAutoscalerConfig": {
-                            "type": "object", "additionalProperties": False,
-                            "properties": {"name": {"type": "string"},
-                                           "behavior": {"type": "object"}}},
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "behavior": {"type": "object"},
+                            },
+                        },
                     },
                 },
                 "fallback": {"type": "object", "required": ["failureThreshold", "replicas"]},
                 "triggers": {
-                    "type": "array", "minItems": 1,
+                    "type": "array",
+                    "minItems": 1,
                     "items": {
-                        "type": "object", "required": ["type", "metadata"],
+                        "type": "object",
+                        "required": ["type", "metadata"],
                         "additionalProperties": False,
                         "properties": {
                             "type": {"type": "string"},
                             "name": {"type": "string"},
-                            "metadata": {"type": "object",
-                                         "additionalProperties": {"type": "string"}},
+                            "metadata": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
                             "authenticationRef": {"type": "object", "required": ["name"]},
                         },
                     },
@@ -104,8 +120,9 @@ def python_render(directory: Path) -> list[dict[str, Any]]:
 def render(name: str) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl:
-        out = subprocess.run([kubectl, "kustomize", str(K8S / name)], capture_output=True,
-                             text=True, timeout=120)
+        out = subprocess.run(
+            [kubectl, "kustomize", str(K8S / name)], capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         return [d for d in yaml.safe_load_all(out.stdout) if d]
     return python_render(K8S / name)
@@ -153,8 +170,9 @@ def test_python_render_agrees_with_kubectl():
         pytest.skip("kubectl not installed: only the Python render is used")
     for name in KUSTOMIZATIONS:
         names = sorted((d["kind"], d["metadata"]["name"]) for d in render(name))
-        assert names == sorted((d["kind"], d["metadata"]["name"]) for d in python_render(
-            K8S / name))
+        assert names == sorted(
+            (d["kind"], d["metadata"]["name"]) for d in python_render(K8S / name)
+        )
 
 
 def test_the_sync_queue_is_a_redis_list_of_that_name(rt, celery_app):

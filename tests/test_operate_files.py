@@ -36,11 +36,13 @@ def exported(app, client) -> set[str]:
 
 
 def test_metrics_export_pause_heartbeat_and_redis_memory(app, client, exported):
-    for name in ("personyze_sync_account_pause_seconds",
-                 "personyze_sync_account_consecutive_failures",
-                 "personyze_sync_scheduler_heartbeat_timestamp_seconds",
-                 "personyze_sync_redis_memory_used_bytes",
-                 "personyze_sync_redis_memory_max_bytes"):
+    for name in (
+        "personyze_sync_account_pause_seconds",
+        "personyze_sync_account_consecutive_failures",
+        "personyze_sync_scheduler_heartbeat_timestamp_seconds",
+        "personyze_sync_redis_memory_used_bytes",
+        "personyze_sync_redis_memory_max_bytes",
+    ):
         assert name in exported
 
 
@@ -61,8 +63,15 @@ def test_every_alert_and_panel_names_an_exported_metric(exported):
     assert len(alerts) >= 6 and len(panels) >= 10
     named = {m for e in alerts + panels for m in METRIC.findall(e)}
     assert named and named <= exported, sorted(named - exported)
-    for topic in ("backlog_age", 'outcome="dead"', "pause_seconds", "unauthorized",
-                  "unavailable", "heartbeat", "redis_memory"):
+    for topic in (
+        "backlog_age",
+        'outcome="dead"',
+        "pause_seconds",
+        "unauthorized",
+        "unavailable",
+        "heartbeat",
+        "redis_memory",
+    ):
         assert any(topic in e for e in alerts), topic
 
 
@@ -73,20 +82,25 @@ def test_dashboard_is_grafana_json():
     assert len(ids) == len(set(ids))
     for p in dash["panels"]:
         assert p["type"] in ("timeseries", "stat") and p["targets"]
-        assert set(p["gridPos"]) == {"x", "y", "w", "h"} and p["gridPos"]["x"] + p["gridPos"][
-            "w"] <= 24
+        assert (
+            set(p["gridPos"]) == {"x", "y", "w", "h"}
+            and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+        )
 
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (Debian package `prometheus`; .ci/run "
-                             "installs it where apt-get works)")
+    PROMTOOL is None,
+    reason="promtool not installed (Debian package `prometheus`; .ci/run "
+    "installs it where apt-get works)",
+)
 
 
 @needs_promtool
 def test_promtool_checks_the_rules():
-    out = subprocess.run([PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(rule_exprs())} rules found" in out.stdout
 
@@ -98,8 +112,10 @@ def expect(alert: str, summary: str, **labels: str) -> dict:
     annotations = {"summary": summary}
     if "description" in rule["annotations"]:
         annotations["description"] = rule["annotations"]["description"]
-    return {"exp_labels": {"severity": rule["labels"]["severity"], **labels},
-            "exp_annotations": annotations}
+    return {
+        "exp_labels": {"severity": rule["labels"]["severity"], **labels},
+        "exp_annotations": annotations,
+    }
 
 
 @needs_promtool
@@ -119,29 +135,63 @@ def test_promtool_unit_tests_fire_the_alerts(tmp_path: Path):
         "personyze_sync_redis_up": "1x40",
     }
     cases = [
-        ("20m", "PersonyzeSyncDeadLettersRising",
-         [expect("PersonyzeSyncDeadLettersRising",
-                 "Store eu: 3 products dead-lettered in 15 minutes", store="eu")]),
+        (
+            "20m",
+            "PersonyzeSyncDeadLettersRising",
+            [
+                expect(
+                    "PersonyzeSyncDeadLettersRising",
+                    "Store eu: 3 products dead-lettered in 15 minutes",
+                    store="eu",
+                )
+            ],
+        ),
         ("40m", "PersonyzeSyncDeadLettersRising", []),
         ("2m", "PersonyzeSyncSchedulerHeartbeatStale", []),
-        ("7m", "PersonyzeSyncSchedulerHeartbeatStale",
-         [expect("PersonyzeSyncSchedulerHeartbeatStale",
-                 "No scheduler has turned its loop for 4m 0s")]),
-        ("35m", "PersonyzeSyncAccountPausedTooLong",
-         [expect("PersonyzeSyncAccountPausedTooLong",
-                 "Store eu: Personyze account paused for 30 minutes", store="eu")]),
-        ("15m", "PersonyzeSyncRedisMemoryHigh",
-         [expect("PersonyzeSyncRedisMemoryHigh", "Redis at 90% of its maxmemory")]),
+        (
+            "7m",
+            "PersonyzeSyncSchedulerHeartbeatStale",
+            [
+                expect(
+                    "PersonyzeSyncSchedulerHeartbeatStale",
+                    "No scheduler has turned its loop for 4m 0s",
+                )
+            ],
+        ),
+        (
+            "35m",
+            "PersonyzeSyncAccountPausedTooLong",
+            [
+                expect(
+                    "PersonyzeSyncAccountPausedTooLong",
+                    "Store eu: Personyze account paused for 30 minutes",
+                    store="eu",
+                )
+            ],
+        ),
+        (
+            "15m",
+            "PersonyzeSyncRedisMemoryHigh",
+            [expect("PersonyzeSyncRedisMemoryHigh", "Redis at 90% of its maxmemory")],
+        ),
         ("15m", "PersonyzeSyncSchedulerHeartbeatMissing", []),
     ]
-    doc = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [{"series": k, "values": v} for k, v in series.items()],
-        "alert_rule_test": [{"eval_time": t, "alertname": a, "exp_alerts": exp}
-                            for t, a, exp in cases],
-    }]}
+    doc = {
+        "rule_files": [str(ALERTS)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in series.items()],
+                "alert_rule_test": [
+                    {"eval_time": t, "alertname": a, "exp_alerts": exp} for t, a, exp in cases
+                ],
+            }
+        ],
+    }
     f = tmp_path / "alerts_test.yaml"
     f.write_text(yaml.safe_dump(doc, sort_keys=False))
-    out = subprocess.run([PROMTOOL, "test", "rules", str(f)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", str(f)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -186,8 +186,9 @@ def test_where_any_of_all_of(client: PersonyzeClient) -> None:
     for i in range(1, 7):
         client.product_upsert({"internal_id": f"S{i}", "price": i, "brand": "A" if i % 2 else "B"})
     where = any_of(cond("price", ">=", 5) & eq("brand", "A"), eq("internal_id", "S2"))
-    rows = client.get("products", where=where, order_by_desc="price", columns=["internal_id"],
-                      limit=50)
+    rows = client.get(
+        "products", where=where, order_by_desc="price", columns=["internal_id"], limit=50
+    )
     assert rows == [{"internal_id": "S5"}, {"internal_id": "S2"}]
 
 
@@ -228,8 +229,11 @@ def test_iter_all_slow_where_pages_by_50_from_the_start(
 ) -> None:
     _seed(sb, 800)  # price = i % 7: 114 rows with price 3
     sb.clear_log()
-    rows = list(client.iter_all("products", where=eq("price", 3), order_by="internal_id",
-                                columns=["internal_id"]))
+    rows = list(
+        client.iter_all(
+            "products", where=eq("price", 3), order_by="internal_id", columns=["internal_id"]
+        )
+    )
     expected = sorted(r["internal_id"] for r in sb.rows("products") if r["price"] == 3)
     assert [r["internal_id"] for r in rows] == expected and len(expected) == 114
     paths = _logged_paths(sb)
@@ -254,8 +258,10 @@ def test_iter_all_pages_commas_and_specials_at_page_boundaries(
     _seed(sb, 1300)
     for sku in specials:
         sb.store.insert("products", {"internal_id": sku})
-    rows = [r["internal_id"] for r in client.iter_all(
-        "products", order_by="internal_id", columns=["internal_id"])]
+    rows = [
+        r["internal_id"]
+        for r in client.iter_all("products", order_by="internal_id", columns=["internal_id"])
+    ]
     assert rows == sorted(r["internal_id"] for r in sb.rows("products"))
     keyset = [p for p in _logged_paths(sb) if "internal_id>" in p]
     assert keyset[0].startswith("/rest/products/where/internal_id>K00998%252CK00001/")

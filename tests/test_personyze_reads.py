@@ -48,8 +48,6 @@ def rt(woo_rt):
     return woo_rt
 
 
-
-
 def personyze_gets(sandbox) -> list:
     return [e for e in sandbox.request_log if e.method == "GET"]
 
@@ -63,8 +61,14 @@ def test_resync_delete_missing_over_1000_rows_with_special_ids(rt, sandbox):
     assert (everything[999], everything[1049]) == tuple(BOUNDARY)
 
     cli = str(Path(sys.executable).parent / "personyze-sync")
-    done = subprocess.run([cli, "resync", "--delete-missing"], env=settings_env(rt.settings),
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [cli, "resync", "--delete-missing"],
+        env=settings_env(rt.settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     missing = len(SPECIALS) + len(FILLERS) + len(BOUNDARY)
     assert "listed=12 " in done.stdout and f"deleted_missing={missing}" in done.stdout
@@ -72,8 +76,10 @@ def test_resync_delete_missing_over_1000_rows_with_special_ids(rt, sandbox):
     gets = personyze_gets(sandbox)
     paths = [e.path.replace("%3E", ">") for e in gets]
     assert paths[0] == "/rest/products/order_by/internal_id/limit/0,1000/columns/internal_id"
-    assert paths[1] == ("/rest/products/where/internal_id>gone-0977%252C1/order_by/internal_id"
-                        "/limit/50/columns/internal_id")
+    assert paths[1] == (
+        "/rest/products/where/internal_id>gone-0977%252C1/order_by/internal_id"
+        "/limit/50/columns/internal_id"
+    )
     assert paths[2].startswith("/rest/products/where/internal_id>gone-1026%252C2/")
     assert len(paths) == 1 + 3  # 1000 rows, then 50 + 50 + 23
     assert all(e.status == 200 for e in sandbox.request_log)
@@ -96,9 +102,15 @@ def test_delete_missing_waits_out_the_accounts_pause(rt, sandbox):
 
 
 def test_delete_missing_reads_share_the_accounts_rate_limit(make_settings, sandbox, woo):
-    rt = runtime.build(make_settings(
-        personyze_base_url=sandbox.url, personyze_rate_limit=2, woocommerce_url=woo.url,
-        woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            personyze_rate_limit=2,
+            woocommerce_url=woo.url,
+            woocommerce_consumer_key=KEY,
+            woocommerce_consumer_secret=SECRET,
+        )
+    )
     for i in range(1120):
         sandbox.store.insert("products", {"internal_id": f"gone-{i:04d}"})
     started = time.time()
@@ -160,8 +172,12 @@ def test_repeating_500_text_is_in_the_dead_letter_entry(make_settings, sandbox):
     body, headers = standard_request(standard_body("SKU-1", at=1), STANDARD_SECRET)
     assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
     basic = base64.b64encode(f"api:{SANDBOX_KEY}".encode()).decode()
-    sandbox.faults.update(error_500_rate=1.0, error_500_text=(
-        f"Duplicate entry 'SKU-1' for key 'sku' (key {SANDBOX_KEY}, Basic {basic})"))
+    sandbox.faults.update(
+        error_500_rate=1.0,
+        error_500_text=(
+            f"Duplicate entry 'SKU-1' for key 'sku' (key {SANDBOX_KEY}, Basic {basic})"
+        ),
+    )
     s = Syncer(rt.settings, rt.state)
     for _ in range(3):
         rt.redis.zadd(rt.state.keys.due("default"), {"SKU-1": 0})
@@ -176,11 +192,21 @@ def test_repeating_500_text_is_in_the_dead_letter_entry(make_settings, sandbox):
 
 def test_resync_reports_a_personyze_failure_without_a_traceback(make_settings, sandbox, woo):
     settings = make_settings(
-        personyze_base_url=sandbox.url, personyze_api_key="WRONG" + "7" * 35,
-        woocommerce_url=woo.url, woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET)
+        personyze_base_url=sandbox.url,
+        personyze_api_key="WRONG" + "7" * 35,
+        woocommerce_url=woo.url,
+        woocommerce_consumer_key=KEY,
+        woocommerce_consumer_secret=SECRET,
+    )
     cli = str(Path(sys.executable).parent / "personyze-sync")
-    done = subprocess.run([cli, "resync", "--delete-missing"], env=settings_env(settings),
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [cli, "resync", "--delete-missing"],
+        env=settings_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "default: Personyze GET /products" in done.stderr and "401" in done.stderr
     assert "Traceback" not in done.stderr and "7" * 35 not in done.stdout + done.stderr

@@ -31,8 +31,6 @@ def rt(shop_rt):
     return shop_rt
 
 
-
-
 def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
     for i in range(1, 6):
         shop.products[i] = gql_product(i, at=f"2026-01-01T00:00:0{i}Z", title=f"p{i}")
@@ -58,8 +56,9 @@ def test_reconcile_repairs_a_lost_webhook(rt, shop, sandbox):
     sync_due(rt)
     assert sandbox.rows("products")[0]["sale_price"] == "10.00"
     # its webhook never came:
-    shop.products[1] = gql_product(1, at="2026-01-01T13:00:00Z",
-                                   variants=[gql_variant(11, price="12.00")])
+    shop.products[1] = gql_product(
+        1, at="2026-01-01T13:00:00Z", variants=[gql_variant(11, price="12.00")]
+    )
     assert reconcile(rt, "default")["accepted_wake"] == 1
     sync_due(rt)
     assert sandbox.rows("products")[0]["sale_price"] == "12.00"
@@ -83,13 +82,21 @@ def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
     try:
         for i in range(1, 4):
             woo.products[i] = woo_product(pid=i, at=i)
-            bc.products[100 + i] = {"id": 100 + i, "name": f"bc{i}", "price": 5,
-                                    "date_modified": "2026-01-01T00:00:00+00:00"}
+            bc.products[100 + i] = {
+                "id": 100 + i,
+                "name": f"bc{i}",
+                "price": 5,
+                "date_modified": "2026-01-01T00:00:00+00:00",
+            }
         settings = make_settings(
-            personyze_base_url=sandbox.url, woocommerce_url=woo.url,
-            woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET,
-            bigcommerce_store_hash=BC_HASH, bigcommerce_access_token=BC_TOKEN,
-            bigcommerce_api_url=bc.url)
+            personyze_base_url=sandbox.url,
+            woocommerce_url=woo.url,
+            woocommerce_consumer_key=KEY,
+            woocommerce_consumer_secret=SECRET,
+            bigcommerce_store_hash=BC_HASH,
+            bigcommerce_access_token=BC_TOKEN,
+            bigcommerce_api_url=bc.url,
+        )
         rt = runtime.build(settings)
         assert reconcile(rt, "default", page_size=2)["listed"] == 6
         sync_due(rt)
@@ -99,10 +106,13 @@ def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
         bc.stop()
 
 
-def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settings, sandbox,
-                                                                       shop):
-    settings = make_settings(personyze_base_url=sandbox.url, shopify_admin_token=SHOPIFY_TOKEN,
-                             shopify_admin_api_url=shop.url, reconcile_interval_seconds=3600)
+def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settings, sandbox, shop):
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        shopify_admin_token=SHOPIFY_TOKEN,
+        shopify_admin_api_url=shop.url,
+        reconcile_interval_seconds=3600,
+    )
     shop.products[1] = gql_product(1)
     rt = runtime.build(settings)
     stop = threading.Event()
@@ -124,12 +134,14 @@ def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settin
 def test_resync_command(make_settings, sandbox, shop):
     cli = str(Path(sys.executable).parent / "personyze-sync")
     settings = make_settings(personyze_base_url=sandbox.url)
-    p = subprocess.run([cli, "resync"], env=settings_env(settings), cwd=ROOT,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [cli, "resync"], env=settings_env(settings), cwd=ROOT, capture_output=True, text=True
+    )
     assert p.returncode == 2 and "no store API configured" in p.stderr
     shop.products[7] = gql_product(7)
-    env = dict(settings_env(settings), SHOPIFY_ADMIN_TOKEN=SHOPIFY_TOKEN,
-               SHOPIFY_ADMIN_API_URL=shop.url)
+    env = dict(
+        settings_env(settings), SHOPIFY_ADMIN_TOKEN=SHOPIFY_TOKEN, SHOPIFY_ADMIN_API_URL=shop.url
+    )
     p = subprocess.run([cli, "resync"], env=env, cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "accepted_wake=1" in p.stdout and "listed=1" in p.stdout
@@ -157,10 +169,15 @@ def test_backfill_stops_when_the_backlog_does_not_drain(make_settings, sandbox, 
     from workers.reconcile import BacklogStalled
 
     _many(shop, 200)
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                     shopify_admin_token=SHOPIFY_TOKEN,
-                                     shopify_admin_api_url=shop.url,
-                                     resync_max_backlog=50, resync_stall_seconds=0.5))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=shop.url,
+            resync_max_backlog=50,
+            resync_stall_seconds=0.5,
+        )
+    )
     with pytest.raises(BacklogStalled, match="did not drain"):
         reconcile(rt, "default")
     assert 50 <= rt.state.due_count("default") < 55
@@ -170,9 +187,14 @@ def test_backfill_stops_when_the_backlog_does_not_drain(make_settings, sandbox, 
 def test_backfill_waits_for_the_workers_and_syncs_everything(make_settings, sandbox, shop):
     """With workers: the whole catalog is written, and the backlog never passed the bound."""
     _many(shop, 200)
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                     shopify_admin_token=SHOPIFY_TOKEN,
-                                     shopify_admin_api_url=shop.url, resync_max_backlog=50))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=shop.url,
+            resync_max_backlog=50,
+        )
+    )
     with peak(lambda: rt.state.due_count("default")) as backlog, syncing(rt):
         counts = reconcile(rt, "default")
         eventually(lambda: rt.state.ledger("default")["written"] == 200, timeout=60)

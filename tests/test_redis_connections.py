@@ -27,8 +27,9 @@ from tests.servers import eventually
 from tests.support import shopify_product, shopify_request, woo_request
 from workers.sync import Syncer
 
-needs_redis_server = pytest.mark.skipif(not shutil.which("redis-server"),
-                                        reason="needs the redis-server binary")
+needs_redis_server = pytest.mark.skipif(
+    not shutil.which("redis-server"), reason="needs the redis-server binary"
+)
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def idle_redis(tmp_path):
 
 def wait_until_idle_clients_closed(url: str) -> None:
     """Until Redis has closed every connection but the one asking (no fixed sleep)."""
+
     def only_me():
         r = redis.Redis.from_url(url)
         try:
@@ -96,10 +98,8 @@ class ReplyDroppingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            threading.Thread(target=self._pump, args=(client, upstream, False),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True),
-                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, replies: bool) -> None:
         try:
@@ -121,7 +121,8 @@ class ReplyDroppingProxy:
 
 @needs_redis_server
 def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balances(
-        make_settings, tmp_path):
+    make_settings, tmp_path
+):
     """The connection breaks after the script ran (the answer is lost on the wire): the retry
     meets the delivery id the product's record keeps, so the event is recorded once, answered
     as a duplicate, and the ledger counts both runs."""
@@ -160,22 +161,59 @@ def test_pooled_client_retries_once_without_backoff(settings):
 # -- TLS ------------------------------------------------------------------------------------
 
 
-
 @pytest.fixture
 def tls_redis(tmp_path):
     if not shutil.which("openssl") or not shutil.which("redis-server"):
         pytest.skip("needs openssl and redis-server")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = redisconn.free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no",
-         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"rediss://localhost:{port}/0"
     end = time.time() + 10
     while not redisconn.answers(url + "?ssl_cert_reqs=none"):
@@ -215,21 +253,23 @@ def test_rediss_opt_out_for_self_signed_certificates(tls_redis, make_settings):
     with make_celery(rt).connection_for_write() as conn:
         conn.ensure_connection(max_retries=1)
     verifying = runtime.build(make_settings(redis_url=url))
-    with make_celery(verifying).connection_for_write() as conn, \
-            pytest.raises(Exception, match="certificate verify failed"):
+    with (
+        make_celery(verifying).connection_for_write() as conn,
+        pytest.raises(Exception, match="certificate verify failed"),
+    ):
         conn.ensure_connection(max_retries=0)
 
 
 def test_rediss_opt_out_reaches_a_separate_broker_and_the_release_check(
-        tls_redis, make_settings, redis_url):
+    tls_redis, make_settings, redis_url
+):
     """A separate `rediss://` BROKER_URL: the dispatcher's queue reads use the opt-out too
     (without it every tick fails and nothing is woken), and so does `check`'s PING."""
     from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
 
     url, _ = tls_redis
-    rt = runtime.build(make_settings(redis_url=redis_url, broker_url=url,
-                                     redis_tls_verify=False))
+    rt = runtime.build(make_settings(redis_url=redis_url, broker_url=url, redis_tls_verify=False))
     d = Dispatcher(rt, make_celery(rt))
     assert d.broker is not rt.redis and d.broker.ping()
     assert d.tick() >= 0  # reads the broker queue's length over TLS
@@ -243,14 +283,22 @@ def test_rediss_with_a_trusted_certificate_connects(tls_redis):
     certificate for another host name is still refused."""
     url, cert = tls_redis
     by_ip = url.replace("localhost", "127.0.0.1")  # the certificate names localhost only
-    code = ("from app.core import redisconn; import redis, sys\n"
-            f"assert redisconn.client({url!r}, True).ping()\n"
-            "try:\n"
-            f"    redisconn.client({by_ip!r}, True).ping()\n"
-            "except redis.ConnectionError as e:\n"
-            "    sys.exit(0 if 'match' in str(e) or 'mismatch' in str(e) else 3)\n"
-            "sys.exit(4)  # a certificate for another host was accepted\n")
+    code = (
+        "from app.core import redisconn; import redis, sys\n"
+        f"assert redisconn.client({url!r}, True).ping()\n"
+        "try:\n"
+        f"    redisconn.client({by_ip!r}, True).ping()\n"
+        "except redis.ConnectionError as e:\n"
+        "    sys.exit(0 if 'match' in str(e) or 'mismatch' in str(e) else 3)\n"
+        "sys.exit(4)  # a certificate for another host was accepted\n"
+    )
     env = dict(os.environ, SSL_CERT_FILE=str(cert), PERSONYZE_API_KEY=SANDBOX_KEY)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.returncode == 0, out.stderr[-1000:]

@@ -29,8 +29,9 @@ from tests.servers import ROOT, Gunicorn, eventually, settings_env
 from tests.support import settled, shopify_product, shopify_request
 
 RESTARTS = 3
-pytestmark = pytest.mark.skipif(not shutil.which("redis-server"),
-                                reason="needs the redis-server binary")
+pytestmark = pytest.mark.skipif(
+    not shutil.which("redis-server"), reason="needs the redis-server binary"
+)
 
 
 def aof_redis(directory: Path) -> OwnRedis:
@@ -44,8 +45,14 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -64,23 +71,34 @@ class Process:
         self._out.close()
 
 
-
-
 def bin_path(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
 def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
     server = aof_redis(tmp_path / "aof")
-    settings = make_settings(redis_url=server.url, personyze_base_url=sandbox.url,
-                             wake_grace_seconds=1.0)
+    settings = make_settings(
+        redis_url=server.url, personyze_base_url=sandbox.url, wake_grace_seconds=1.0
+    )
     rt = runtime.build(settings)
     env = settings_env(settings)
-    worker = Process([bin_path("celery"), "-A", "workers.celery_app:celery", "worker",
-                      "--concurrency", "2", "--loglevel", "INFO", "--without-gossip",
-                      "--without-mingle"], env, tmp_path / "worker.log")
-    scheduler = Process([bin_path("personyze-sync"), "scheduler"], env,
-                        tmp_path / "scheduler.log")
+    worker = Process(
+        [
+            bin_path("celery"),
+            "-A",
+            "workers.celery_app:celery",
+            "worker",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env,
+        tmp_path / "worker.log",
+    )
+    scheduler = Process([bin_path("personyze-sync"), "scheduler"], env, tmp_path / "scheduler.log")
     web = Gunicorn(env, workers=2, threads=1)
     answers: Counter[int] = Counter()
     accepted: dict[int, str] = {}  # product -> the title of its last accepted update
@@ -100,8 +118,9 @@ def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
             body, headers = shopify_request(shopify_product(pid=pid, at=n, title=title))
             while True:
                 try:
-                    status = requests.post(web.url + "/webhooks/shopify", data=body,
-                                           headers=headers, timeout=10).status_code
+                    status = requests.post(
+                        web.url + "/webhooks/shopify", data=body, headers=headers, timeout=10
+                    ).status_code
                 except requests.RequestException:
                     status = 0
                 answers[status] += 1
@@ -127,8 +146,9 @@ def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
             posts = len(sandbox.request_log)
             pid, title = 990 + restart, f"in flight {restart}"
             body, headers = shopify_request(shopify_product(pid=pid, at=1, title=title))
-            resp = requests.post(web.url + "/webhooks/shopify", data=body, headers=headers,
-                                 timeout=10)
+            resp = requests.post(
+                web.url + "/webhooks/shopify", data=body, headers=headers, timeout=10
+            )
             assert resp.status_code == 200, (restart, resp.status_code, resp.text)
             accepted[pid] = title
             eventually(lambda n=posts: len(sandbox.request_log) > n)  # the call is under way

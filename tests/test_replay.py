@@ -34,8 +34,12 @@ def us(dt: datetime) -> int:
 
 def test_shopify_product_body_resent_as_delete_is_refused(client, state):
     assert shop(client, shopify_product(at=5)).status_code == 200
-    resp = shop(client, shopify_product(at=5), topic="products/delete",
-                triggered_at=iso(datetime.now(UTC) + timedelta(hours=23)))
+    resp = shop(
+        client,
+        shopify_product(at=5),
+        topic="products/delete",
+        triggered_at=iso(datetime.now(UTC) + timedelta(hours=23)),
+    )
     assert resp.status_code == 400
     assert "only the product id" in resp.json["error"]
     st = state.product_state("default", PID)
@@ -49,8 +53,12 @@ def test_shopify_delete_dated_ahead_by_its_unsigned_header_cannot_freeze(client,
     most at our receipt time, so the store's next real change wins."""
     shop(client, shopify_product(at=5))
     before = time.time()
-    resp = shop(client, {"id": int(PID)}, topic="products/delete",
-                triggered_at=iso(datetime.now(UTC) + timedelta(hours=23)))
+    resp = shop(
+        client,
+        {"id": int(PID)},
+        topic="products/delete",
+        triggered_at=iso(datetime.now(UTC) + timedelta(hours=23)),
+    )
     after = time.time()
     assert resp.json["status"] == "accepted"
     st = state.product_state("default", PID)
@@ -66,18 +74,27 @@ def test_shopify_tie_break_never_dates_past_receipt(client, state):
     """`updated_at` one whole second ahead of us (store clock skew): the unsigned
     Triggered-At cannot add its sub-second part on top of it."""
     ahead = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
-    resp = shop(client, shopify_product(updated_at=iso(ahead)),
-                triggered_at=iso(ahead + timedelta(microseconds=900_000)))
+    resp = shop(
+        client,
+        shopify_product(updated_at=iso(ahead)),
+        triggered_at=iso(ahead + timedelta(microseconds=900_000)),
+    )
     assert resp.status_code == 200
     assert int(state.product_state("default", PID)["pv"]) == us(ahead)
 
 
 def test_shopify_tie_break_still_orders_same_second_changes(client, state):
     second = (datetime.now(UTC) - timedelta(seconds=5)).replace(microsecond=0)
-    shop(client, shopify_product(updated_at=iso(second)),
-         triggered_at=iso(second + timedelta(microseconds=100_000)))
-    resp = shop(client, shopify_product(updated_at=iso(second), title="v2"),
-                triggered_at=iso(second + timedelta(microseconds=300_000)))
+    shop(
+        client,
+        shopify_product(updated_at=iso(second)),
+        triggered_at=iso(second + timedelta(microseconds=100_000)),
+    )
+    resp = shop(
+        client,
+        shopify_product(updated_at=iso(second), title="v2"),
+        triggered_at=iso(second + timedelta(microseconds=300_000)),
+    )
     assert resp.json["status"] == "accepted"
     assert int(state.product_state("default", PID)["pv"]) == us(second) + 300_000
 

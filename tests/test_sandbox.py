@@ -435,8 +435,9 @@ def test_fast_reads_and_slow_reads_within_50(big: Sandbox) -> None:
     assert len(get_json(big, "products/where/internal_id=P007")) == 1  # indexed equality
     assert len(get_json(big, "products/where/internal_id%3EP000/limit/0,50")) == 50
     assert len(get_json(big, "products/where/brand=B/limit/40,10")) == 10
-    assert get_json(big, "products/where/internal_id%3EP100/order_by/internal_id/limit/50/"
-                         "column/internal_id")[:2] == ["P101", "P102"]
+    assert get_json(
+        big, "products/where/internal_id%3EP100/order_by/internal_id/limit/50/column/internal_id"
+    )[:2] == ["P101", "P102"]
     # writes are not capped: a slow DELETE removes every match
     assert call(big, "DELETE", "products/where/brand=B")[2] == "120"
 
@@ -462,7 +463,11 @@ def test_internal_id_sorts_and_compares_as_text(fresh: Sandbox) -> None:
     for sku in ("9", "10", "A,B", "100"):
         fresh.store.insert("products", {"internal_id": sku})
     assert get_json(fresh, "products/order_by/internal_id/column/internal_id") == [
-        "10", "100", "9", "A,B"]
+        "10",
+        "100",
+        "9",
+        "A,B",
+    ]
     # the keyset condition agrees with the order
     assert ids(fresh, "internal_id%3E100") == ["9", "A,B"]
 
@@ -475,10 +480,15 @@ def test_permanent_errors_as_500_with_text(fresh: Sandbox) -> None:
     assert (status, text) == (500, "Duplicate entry 'a' for key 'internal_id'")
     assert headers["Content-Type"].startswith("text/plain")
     assert call(fresh, "GET", "products/99")[:3:2] == (400, "Row not found")  # reads stay 400
-    fresh.faults.update(permanent_errors_as_500=False, error_500_rate=1,
-                        error_500_text="Duplicate entry 'x' for key 'sku'")
+    fresh.faults.update(
+        permanent_errors_as_500=False,
+        error_500_rate=1,
+        error_500_text="Duplicate entry 'x' for key 'sku'",
+    )
     assert call(fresh, "POST", "products", {"internal_id": "c"})[::2] == (
-        500, "Duplicate entry 'x' for key 'sku'")
+        500,
+        "Duplicate entry 'x' for key 'sku'",
+    )
 
 
 def test_cli_flags_reach_the_faults() -> None:
@@ -488,11 +498,25 @@ def test_cli_flags_reach_the_faults() -> None:
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    sb = sandbox_from_args(parser.parse_args(
-        ["--port", "0", "--retry-after-header", "--permanent-errors-as-500",
-         "--error-500-text", "Duplicate entry"]))
-    assert (sb.faults.retry_after_header, sb.faults.permanent_errors_as_500,
-            sb.faults.error_500_text) == (True, True, "Duplicate entry")
+    sb = sandbox_from_args(
+        parser.parse_args(
+            [
+                "--port",
+                "0",
+                "--retry-after-header",
+                "--permanent-errors-as-500",
+                "--error-500-text",
+                "Duplicate entry",
+            ]
+        )
+    )
+    assert (
+        sb.faults.retry_after_header,
+        sb.faults.permanent_errors_as_500,
+        sb.faults.error_500_text,
+    ) == (True, True, "Duplicate entry")
     default = sandbox_from_args(parser.parse_args([]))
     assert (default.faults.retry_after_header, default.faults.permanent_errors_as_500) == (
-        False, False)
+        False,
+        False,
+    )

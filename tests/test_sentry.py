@@ -34,8 +34,13 @@ ADMIN = "admin-token-for-sentry-test-0123"
 
 @pytest.fixture
 def sync_settings(make_settings, sandbox, receiver):
-    return make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
-                         sentry_environment="test-env", admin_token=ADMIN, max_attempts=3)
+    return make_settings(
+        personyze_base_url=sandbox.url,
+        sentry_dsn=receiver.dsn,
+        sentry_environment="test-env",
+        admin_token=ADMIN,
+        max_attempts=3,
+    )
 
 
 def post(web, pid: int, at: float = 1) -> dict[str, str]:
@@ -47,8 +52,17 @@ def post(web, pid: int, at: float = 1) -> dict[str, str]:
 def secrets_of(headers_sent: list[dict[str, str]]) -> list[str]:
     basic = base64.b64encode(f"api:{SANDBOX_KEY}".encode()).decode()
     sigs = [h["X-Shopify-Hmac-Sha256"] for h in headers_sent]
-    return [SANDBOX_KEY, basic, SHOPIFY_SECRET, SHOPIFY_SECRET_2, WOO_SECRET, STANDARD_SECRET,
-            ADMIN, SHOPIFY_TOKEN, *sigs]
+    return [
+        SANDBOX_KEY,
+        basic,
+        SHOPIFY_SECRET,
+        SHOPIFY_SECRET_2,
+        WOO_SECRET,
+        STANDARD_SECRET,
+        ADMIN,
+        SHOPIFY_TOKEN,
+        *sigs,
+    ]
 
 
 def assert_no_secret(receiver: SentryReceiver, secrets: list[str]) -> None:
@@ -62,8 +76,9 @@ def by_failure(receiver: SentryReceiver, kind: str) -> list[dict]:
     return [e for e in receiver.events() if e.get("tags", {}).get("failure") == kind]
 
 
-def test_dead_letters_are_one_event_each_tagged_and_grouped(rt, sandbox, worker, dispatcher,
-                                                            receiver):
+def test_dead_letters_are_one_event_each_tagged_and_grouped(
+    rt, sandbox, worker, dispatcher, receiver
+):
     web = create_app(rt.settings).test_client()
     sent = []
     sandbox.faults.update(error_400_rate=1.0)  # permanent: dead at the first attempt
@@ -87,8 +102,10 @@ def test_dead_letters_are_one_event_each_tagged_and_grouped(rt, sandbox, worker,
         assert "Dead letter in store default" in e["message"]
         assert e["tags"]["error_type"] in e["message"]
     grouped = {tuple(e["fingerprint"]) for e in dead}
-    assert grouped == {("dead-letter", "default", "PersonyzeBadRequest"),
-                       ("dead-letter", "default", e_type(dead, "4"))}
+    assert grouped == {
+        ("dead-letter", "default", "PersonyzeBadRequest"),
+        ("dead-letter", "default", e_type(dead, "4")),
+    }
     history = next(e for e in dead if e["contexts"]["product"]["id"] == "4")
     assert history["contexts"]["product"]["attempts"] == 3
     assert_no_secret(receiver, secrets_of(sent))
@@ -100,9 +117,13 @@ def e_type(events: list[dict], pid: str) -> str:
 
 @pytest.fixture
 def bad_key_settings(make_settings, sandbox, receiver):
-    return make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
-                         personyze_api_key="B" * 40, auth_pause_seconds=0.5,
-                         admin_token=ADMIN)
+    return make_settings(
+        personyze_base_url=sandbox.url,
+        sentry_dsn=receiver.dsn,
+        personyze_api_key="B" * 40,
+        auth_pause_seconds=0.5,
+        admin_token=ADMIN,
+    )
 
 
 def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, receiver, sandbox):
@@ -121,12 +142,14 @@ def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, receiver, sa
     assert tags["account"] == rt.settings.stores["default"].personyze.id
     assert "extra" not in auth[0] or "store" not in auth[0]["extra"]
     assert rt.state.ledger("default")["pending"] == 3  # the events wait, nothing is lost
-    assert_no_secret(receiver, [*secrets_of(sent), "B" * 40,
-                                base64.b64encode(b"api:" + b"B" * 40).decode()])
+    assert_no_secret(
+        receiver, [*secrets_of(sent), "B" * 40, base64.b64encode(b"api:" + b"B" * 40).decode()]
+    )
 
 
-def test_first_401_of_a_reconcile_listing_is_one_tagged_event(make_settings, sandbox, shop,
-                                                              receiver):
+def test_first_401_of_a_reconcile_listing_is_one_tagged_event(
+    make_settings, sandbox, shop, receiver
+):
     """A key revoked while a `--delete-missing` pass lists Personyze: the pass stops, the
     account pauses, and Sentry hears of it once, as it does from a worker."""
     from app.observability import init_sentry
@@ -134,9 +157,14 @@ def test_first_401_of_a_reconcile_listing_is_one_tagged_event(make_settings, san
     from workers.reconcile import reconcile
 
     shop.products[1] = gql_product(1)
-    settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
-                             personyze_api_key="B" * 40, auth_pause_seconds=0.2,
-                             shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url)
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        sentry_dsn=receiver.dsn,
+        personyze_api_key="B" * 40,
+        auth_pause_seconds=0.2,
+        shopify_admin_token=SHOPIFY_TOKEN,
+        shopify_admin_api_url=shop.url,
+    )
     assert init_sentry(settings, "scheduler")
     rt = runtime.build(settings)
     for _ in range(2):  # the second pass meets the same pause: no second event
@@ -146,8 +174,9 @@ def test_first_401_of_a_reconcile_listing_is_one_tagged_event(make_settings, san
     auth = by_failure(receiver, "personyze-auth")
     assert len(auth) == 1 and auth[0]["tags"]["store"] == "default"
     assert auth[0]["tags"]["error_type"] == "PersonyzeAuthError"
-    assert_no_secret(receiver, ["B" * 40, base64.b64encode(b"api:" + b"B" * 40).decode(),
-                                SHOPIFY_TOKEN])
+    assert_no_secret(
+        receiver, ["B" * 40, base64.b64encode(b"api:" + b"B" * 40).decode(), SHOPIFY_TOKEN]
+    )
 
 
 def test_subscription_failure_report(make_settings, receiver):
@@ -157,34 +186,51 @@ def test_subscription_failure_report(make_settings, receiver):
     assert init_sentry(settings, "scheduler")
     store = settings.stores["default"]
     for _ in range(2):
-        report_subscription_failure(store, "shopify",
-                                    RuntimeError(f"403 for token {SHOPIFY_TOKEN} Authorization:"
-                                                 f" Bearer {SHOPIFY_SECRET}"))
+        report_subscription_failure(
+            store,
+            "shopify",
+            RuntimeError(f"403 for token {SHOPIFY_TOKEN} Authorization: Bearer {SHOPIFY_SECRET}"),
+        )
     sentry_sdk.flush(5)
     subs = by_failure(receiver, "subscription")
     assert len(subs) == 2 and {tuple(e["fingerprint"]) for e in subs} == {
-        ("subscription", "default", "RuntimeError")}
+        ("subscription", "default", "RuntimeError")
+    }
     assert subs[0]["tags"]["platform"] == "shopify"
     assert_no_secret(receiver, [SHOPIFY_SECRET])
 
 
-def test_scheduler_process_checks_in_dispatcher_and_reconcile(make_settings, sandbox, shop,
-                                                              receiver, r, tmp_path):
+def test_scheduler_process_checks_in_dispatcher_and_reconcile(
+    make_settings, sandbox, shop, receiver, r, tmp_path
+):
     shop.products[1] = gql_product(1)
-    settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
-                             shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url,
-                             reconcile_interval_seconds=3600)
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        sentry_dsn=receiver.dsn,
+        shopify_admin_token=SHOPIFY_TOKEN,
+        shopify_admin_api_url=shop.url,
+        reconcile_interval_seconds=3600,
+    )
     env = settings_env(settings)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "personyze-sync"), "scheduler"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "personyze-sync"), "scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         slug = monitor_slug("personyze-sync-reconcile-default")
 
         def seen():
             statuses = [(c["monitor_slug"], c["status"]) for c in receiver.checkins()]
-            return ((DISPATCHER_MONITOR, "ok") in statuses and (slug, "in_progress") in statuses
-                    and (slug, "ok") in statuses and statuses)
+            return (
+                (DISPATCHER_MONITOR, "ok") in statuses
+                and (slug, "in_progress") in statuses
+                and (slug, "ok") in statuses
+                and statuses
+            )
 
         statuses = eventually(seen, timeout=30)
         assert eventually(lambda: last_heartbeat(r, settings.key_prefix))
@@ -193,8 +239,7 @@ def test_scheduler_process_checks_in_dispatcher_and_reconcile(make_settings, san
         assert proc.wait(20) == 0, proc.stderr.read().decode()[-2000:]
     checkins = receiver.checkins()
     disp = next(c for c in checkins if c["monitor_slug"] == DISPATCHER_MONITOR)
-    assert disp["monitor_config"]["schedule"] == {"type": "interval", "value": 1,
-                                                  "unit": "minute"}
+    assert disp["monitor_config"]["schedule"] == {"type": "interval", "value": 1, "unit": "minute"}
     rec = [c for c in checkins if c["monitor_slug"] == slug]
     assert len({c["check_in_id"] for c in rec}) == 1  # in_progress and ok: one pass
     assert rec[0]["monitor_config"]["schedule"]["value"] == 60
@@ -207,18 +252,30 @@ def test_failed_reconcile_pass_checks_in_error(make_settings, sandbox, shop, rec
     from workers.reconcile import run_periodic
 
     shop.version = "2019-01"  # every call answers 404: the pass fails
-    settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
-                             shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url,
-                             reconcile_interval_seconds=600)
+    settings = make_settings(
+        personyze_base_url=sandbox.url,
+        sentry_dsn=receiver.dsn,
+        shopify_admin_token=SHOPIFY_TOKEN,
+        shopify_admin_api_url=shop.url,
+        reconcile_interval_seconds=600,
+    )
     assert init_sentry(settings, "scheduler")
     stop = threading.Event()
     t = threading.Thread(target=run_periodic, args=(runtime.build(settings), stop), daemon=True)
     t.start()
     slug = monitor_slug("personyze-sync-reconcile-default")
     try:
-        eventually(lambda: sentry_sdk.flush(1) or [
-            c for c in receiver.checkins() if c["monitor_slug"] == slug
-            and c["status"] == "error"], timeout=30)
+        eventually(
+            lambda: (
+                sentry_sdk.flush(1)
+                or [
+                    c
+                    for c in receiver.checkins()
+                    if c["monitor_slug"] == slug and c["status"] == "error"
+                ]
+            ),
+            timeout=30,
+        )
     finally:
         stop.set()
         t.join(10)
@@ -227,14 +284,14 @@ def test_failed_reconcile_pass_checks_in_error(make_settings, sandbox, shop, rec
     assert_no_secret(receiver, [SHOPIFY_TOKEN, SANDBOX_KEY])
 
 
-def test_unexpected_exception_in_web_is_reported_without_the_bearer_token(make_settings,
-                                                                          receiver):
+def test_unexpected_exception_in_web_is_reported_without_the_bearer_token(make_settings, receiver):
     """The admin status with Redis gone: an unexpected exception (500), reported with the
     request, whose Authorization header and cookies never reach Sentry."""
     from app.core.redisconn import free_port
 
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
-                             sentry_dsn=receiver.dsn, admin_token=ADMIN)
+    settings = make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", sentry_dsn=receiver.dsn, admin_token=ADMIN
+    )
     client = create_app(settings).test_client()
     client.set_cookie("psync_admin", "1.secret-cookie-value", path="/admin")
     resp = client.get("/admin/status", headers={"Authorization": f"Bearer {ADMIN}"})
@@ -248,8 +305,7 @@ def test_unexpected_exception_in_web_is_reported_without_the_bearer_token(make_s
     assert_no_secret(receiver, [ADMIN, "secret-cookie-value"])
 
 
-def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, sandbox,
-                                                                 receiver):
+def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, sandbox, receiver):
     """A WooCommerce variation whose parent the store API refuses to give (bad keys): one
     event, platform from the refresh itself, and neither API key in it."""
     from app.observability import init_sentry
@@ -259,13 +315,22 @@ def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, 
 
     woo = fake_woo()
     try:
-        settings = make_settings(personyze_base_url=sandbox.url, sentry_dsn=receiver.dsn,
-                                 woocommerce_url=woo.url, woocommerce_consumer_key=KEY,
-                                 woocommerce_consumer_secret=SECRET)
+        settings = make_settings(
+            personyze_base_url=sandbox.url,
+            sentry_dsn=receiver.dsn,
+            woocommerce_url=woo.url,
+            woocommerce_consumer_key=KEY,
+            woocommerce_consumer_secret=SECRET,
+        )
         rt = runtime.build(settings)
         body, headers = woo_request(woo_product(pid=78, parent_id=77), source=woo.url + "/")
-        assert create_app(settings).test_client().post(
-            "/webhooks/woocommerce", data=body, headers=headers).status_code == 200
+        assert (
+            create_app(settings)
+            .test_client()
+            .post("/webhooks/woocommerce", data=body, headers=headers)
+            .status_code
+            == 200
+        )
         assert init_sentry(settings, "worker")
         woo.status = 401
         assert Syncer(rt.settings, rt.state).run("default", "77") == "dead"

@@ -35,8 +35,10 @@ def test_oversized_chunked_body_is_413(server):
     """No Content-Length: the limit still holds while reading the stream."""
     host, port = "127.0.0.1", server.port
     with socket.create_connection((host, port), timeout=10) as s:
-        s.sendall(b"POST /webhooks/shopify HTTP/1.1\r\nHost: x\r\n"
-                  b"Transfer-Encoding: chunked\r\nX-Shopify-Topic: products/update\r\n\r\n")
+        s.sendall(
+            b"POST /webhooks/shopify HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\nX-Shopify-Topic: products/update\r\n\r\n"
+        )
         chunk = b"x" * 4096
         try:
             for _ in range(20):

@@ -39,22 +39,23 @@ def row_of(payload: dict, settings) -> dict | None:
 
 # -- the mapping, column by column ------------------------------------------------------------
 
+
 def test_2023_07_payload_maps_column_by_column(settings):
     assert row_of(fixture("products_update_2023-07_ipod_nano.json"), settings) == {
         "internal_id": "632910392",
         "title": "IPod Nano - 8GB",
         "description": "It's the small iPod with one very big idea: Video. Now the world's most "
-                       "popular music player, available in 4GB and 8GB models, lets you enjoy TV "
-                       "shows, movies, video podcasts, and more. The larger, brighter display "
-                       "means amazing picture quality. In six eye-catching colors, iPod nano is "
-                       "stunning all around. And with models starting at just $149, little "
-                       "speaks volumes.",
+        "popular music player, available in 4GB and 8GB models, lets you enjoy TV "
+        "shows, movies, video podcasts, and more. The larger, brighter display "
+        "means amazing picture quality. In six eye-catching colors, iPod nano is "
+        "stunning all around. And with models starting at just $149, little "
+        "speaks volumes.",
         "price": "199.00",
         "sale_price": "199.00",
         "is_in_stock": "yes",
         "inventory": 100,  # 10 + 20 + 30 + 40, every variant tracked by "shopify"
         "image_big_url": "https://cdn.shopify.com/s/files/1/0005/4838/0009/products/"
-                         "ipod-nano.png?v=1688596683",
+        "ipod-nano.png?v=1688596683",
         "guide_url": "https://test-shop.myshopify.com/products/ipod-nano",
         "brand": "Apple",
         "category": "Cult Products",
@@ -144,16 +145,30 @@ def test_unpublishing_deletes_the_row(make_settings, sandbox):
 
 # -- the GraphQL Admin API ----------------------------------------------------------------------
 
+
 def t_shirt_node(**variant_overrides) -> dict:
     """The 2025-10 fixture's product as the Admin API holds it."""
-    node = gql_product(788032119674292922, title="Example T-Shirt", image=None, variants=[
-        gql_variant(642667041472713922, price="19.99", compare="24.99", position=1,
-                    **variant_overrides),
-        gql_variant(757650484644203962, price="19.99", compare="24.99", position=2,
-                    **variant_overrides)])
-    node.update(handle="example-t-shirt", descriptionHtml="An example T-Shirt", vendor="Acme",
-                productType="Shirts", tags=["example", "mens", "t-shirt"],
-                updatedAt="2021-12-31T19:00:00-05:00")
+    node = gql_product(
+        788032119674292922,
+        title="Example T-Shirt",
+        image=None,
+        variants=[
+            gql_variant(
+                642667041472713922, price="19.99", compare="24.99", position=1, **variant_overrides
+            ),
+            gql_variant(
+                757650484644203962, price="19.99", compare="24.99", position=2, **variant_overrides
+            ),
+        ],
+    )
+    node.update(
+        handle="example-t-shirt",
+        descriptionHtml="An example T-Shirt",
+        vendor="Acme",
+        productType="Shirts",
+        tags=["example", "mens", "t-shirt"],
+        updatedAt="2021-12-31T19:00:00-05:00",
+    )
     for v in node["variants"]["nodes"]:
         v["sku"] = None
     return node
@@ -185,8 +200,7 @@ def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox):
         v["inventory_quantity"] = 0
     assert row_of(p, shop_rt.settings)["is_in_stock"] == "no"
     deliver(create_app(shop_rt.settings), p)
-    assert Syncer(shop_rt.settings, shop_rt.state).run(
-        "default", "788032119674292922") == "written"
+    assert Syncer(shop_rt.settings, shop_rt.state).run("default", "788032119674292922") == "written"
     [row] = sandbox.rows("products")
     assert row["is_in_stock"] == "yes" and "inventory" not in row
     [req] = shop.ops("ShopifyProduct")
@@ -198,13 +212,15 @@ def test_one_store_call_per_write_and_none_for_unchanged(shop_rt, shop, sandbox)
     shop.products[788032119674292922] = t_shirt_node(qty=5)
     app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
-    for n, at in enumerate(("2022-01-01T00:00:00Z", "2022-01-02T00:00:00Z",
-                            "2022-01-03T00:00:00Z")):
+    for n, at in enumerate(
+        ("2022-01-01T00:00:00Z", "2022-01-02T00:00:00Z", "2022-01-03T00:00:00Z")
+    ):
         for v in p["variants"]:
             v["inventory_quantity"] = 5
         deliver(app, dict(p, updated_at=at))  # the same content, e.g. an order elsewhere
-        assert s.run("default", "788032119674292922") == ("written" if n == 0
-                                                          else "skipped_unchanged")
+        assert s.run("default", "788032119674292922") == (
+            "written" if n == 0 else "skipped_unchanged"
+        )
     assert len(shop.ops("ShopifyProduct")) == 1  # unchanged webhooks never call Shopify
     assert len(sandbox.request_log) == 1
 
@@ -276,9 +292,13 @@ def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox)
 
 
 def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbox, shop):
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                     shopify_admin_token="shpat_wrong_token_value",
-                                     shopify_admin_api_url=shop.url))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            shopify_admin_token="shpat_wrong_token_value",
+            shopify_admin_api_url=shop.url,
+        )
+    )
     deliver(create_app(rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
     assert Syncer(rt.settings, rt.state).run("default", "788032119674292922") == "dead"
     entry = rt.state.dlq_list("default")["788032119674292922"]
@@ -288,19 +308,28 @@ def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbo
 
 # -- reconciliation through GraphQL -------------------------------------------------------------
 
+
 def test_reconcile_by_pages_honours_the_cost_throttle(make_settings, sandbox):
     # A bucket that cannot hold two pages at once: the reader must wait for the restore.
     shop = FakeShopify(bucket=1000.0, restore=4000.0)
     try:
         for i in range(1, 26):  # 40 variants each: a page's actual cost is its requested one
-            shop.products[i] = gql_product(i, title=f"p{i}", at=f"2026-01-01T00:00:{i:02d}Z",
-                                           variants=[gql_variant(i * 100 + k, position=k)
-                                                     for k in range(1, 41)])
-        shop.products[26] = gql_product(26, variants=[gql_variant(2600 + k, position=k)
-                                                      for k in range(1, 46)])  # 45 variants
-        rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                         shopify_admin_token=SHOPIFY_TOKEN,
-                                         shopify_admin_api_url=shop.url))
+            shop.products[i] = gql_product(
+                i,
+                title=f"p{i}",
+                at=f"2026-01-01T00:00:{i:02d}Z",
+                variants=[gql_variant(i * 100 + k, position=k) for k in range(1, 41)],
+            )
+        shop.products[26] = gql_product(
+            26, variants=[gql_variant(2600 + k, position=k) for k in range(1, 46)]
+        )  # 45 variants
+        rt = runtime.build(
+            make_settings(
+                personyze_base_url=sandbox.url,
+                shopify_admin_token=SHOPIFY_TOKEN,
+                shopify_admin_api_url=shop.url,
+            )
+        )
         counts = reconcile(rt, "default")
         assert counts["listed"] == 26 and counts["accepted_wake"] == 26
         assert len(shop.ops("ShopifyProducts")) == 3  # pages of 10
@@ -321,8 +350,9 @@ def test_reconcile_by_pages_honours_the_cost_throttle(make_settings, sandbox):
 def test_paged_reads_wait_out_a_throttled_answer(make_settings):
     shop = FakeShopify(restore=1000.0)
     try:
-        store = make_settings(shopify_admin_token=SHOPIFY_TOKEN,
-                              shopify_admin_api_url=shop.url).stores["default"]
+        store = make_settings(
+            shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url
+        ).stores["default"]
         shop.products[1] = gql_product(1)
         shop.throttle_next = 2
         slept: list[float] = []
@@ -348,13 +378,23 @@ def test_paged_reads_wait_out_a_throttled_answer(make_settings):
 def test_reconcile_by_bulk_operation(make_settings, sandbox, shop, grouped):
     shop.bulk_grouped = grouped
     for i in range(1, 8):
-        shop.products[i] = gql_product(i, title=f"p{i}", variants=[
-            gql_variant(i * 100 + k, position=k, price=f"{10 + k}.00", qty=0,
-                        policy="DENY") for k in range(1, 4)])
+        shop.products[i] = gql_product(
+            i,
+            title=f"p{i}",
+            variants=[
+                gql_variant(i * 100 + k, position=k, price=f"{10 + k}.00", qty=0, policy="DENY")
+                for k in range(1, 4)
+            ],
+        )
     shop.products[8] = gql_product(8, published=False)
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url,
-                                     shopify_admin_token=SHOPIFY_TOKEN,
-                                     shopify_admin_api_url=shop.url, shopify_bulk_threshold=5))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=shop.url,
+            shopify_bulk_threshold=5,
+        )
+    )
     counts = reconcile(rt, "default")
     assert counts["listed"] == 8 and counts["accepted_wake"] == 8
     assert len(shop.ops("ShopifyBulkRun")) == 1 and not shop.ops("ShopifyProducts")
@@ -365,13 +405,17 @@ def test_reconcile_by_bulk_operation(make_settings, sandbox, shop, grouped):
         s.run("default", str(i))
     rows = {r["internal_id"]: r for r in sandbox.rows("products")}
     assert sorted(rows) == [str(i) for i in range(1, 8)]  # 8 is not published
-    assert (rows["3"]["price"], rows["3"]["is_in_stock"], int(rows["3"]["inventory"])) == \
-        ("11.00", "no", 0)
+    assert (rows["3"]["price"], rows["3"]["is_in_stock"], int(rows["3"]["inventory"])) == (
+        "11.00",
+        "no",
+        0,
+    )
 
 
 def test_bulk_failures_are_reported(make_settings, shop):
-    store = make_settings(shopify_admin_token=SHOPIFY_TOKEN,
-                          shopify_admin_api_url=shop.url).stores["default"]
+    store = make_settings(shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=shop.url).stores[
+        "default"
+    ]
     from app.platforms.fetch import StoreFetchError
 
     client = AdminClient(store, wait=True, sleep=lambda s: None)
@@ -391,11 +435,17 @@ def test_bulk_lines_stream_products_once_complete():
     def line(d):
         return json.dumps(d).encode()
 
-    lines = [line({"id": "P1", "variantsCount": {"count": 2}}),
-             line({"id": "P2", "variantsCount": {"count": 1}}),
-             line({"id": "V21", "__parentId": "P2"})]
-    it = bulk_nodes(iter(lines + [line({"id": "V11", "__parentId": "P1"}),
-                                  line({"id": "V12", "__parentId": "P1"})]))
+    lines = [
+        line({"id": "P1", "variantsCount": {"count": 2}}),
+        line({"id": "P2", "variantsCount": {"count": 1}}),
+        line({"id": "V21", "__parentId": "P2"}),
+    ]
+    it = bulk_nodes(
+        iter(
+            lines
+            + [line({"id": "V11", "__parentId": "P1"}), line({"id": "V12", "__parentId": "P1"})]
+        )
+    )
     first = next(it)  # P2 is complete before P1's variants arrive
     assert first["id"] == "P2" and [v["id"] for v in first["variants"]["nodes"]] == ["V21"]
     second = next(it)
@@ -409,24 +459,31 @@ def test_api_version_is_validated(make_settings):
     for bad in ("2025-13", "2025-1", "latest", "2023-07"):
         with pytest.raises(ConfigError, match="SHOPIFY_API_VERSION"):
             make_settings(shopify_api_version=bad)
-    assert make_settings(shopify_api_version="2026-01").stores["default"].shopify_api_version \
+    assert (
+        make_settings(shopify_api_version="2026-01").stores["default"].shopify_api_version
         == "2026-01"
+    )
 
 
 def test_webhook_parse_is_unchanged_for_fixtures(client):
     """Both fixtures are accepted by the webhook endpoint as they are."""
-    for name in ("products_update_2023-07_ipod_nano.json",
-                 "products_create_2025-10_example_t_shirt.json"):
+    for name in (
+        "products_update_2023-07_ipod_nano.json",
+        "products_create_2025-10_example_t_shirt.json",
+    ):
         body, headers = shopify_request(copy.deepcopy(fixture(name)))
         assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
 
 
 def test_one_api_version_for_every_store_of_a_stores_file(make_settings, tmp_path):
     path = tmp_path / "stores.yaml"
-    path.write_text("stores:\n  - id: eu\n    shopify_shop_domain: eu.myshopify.com\n"
-                    "    shopify_api_version: '2024-07'\n"  # a store cannot pin its own
-                    "  - id: us\n    shopify_shop_domain: us.myshopify.com\n")
-    stores = make_settings(stores_file=str(path), shopify_api_version="2026-01",
-                           shopify_bulk_threshold=0).stores
+    path.write_text(
+        "stores:\n  - id: eu\n    shopify_shop_domain: eu.myshopify.com\n"
+        "    shopify_api_version: '2024-07'\n"  # a store cannot pin its own
+        "  - id: us\n    shopify_shop_domain: us.myshopify.com\n"
+    )
+    stores = make_settings(
+        stores_file=str(path), shopify_api_version="2026-01", shopify_bulk_threshold=0
+    ).stores
     assert {s.shopify_api_version for s in stores.values()} == {"2026-01"}
     assert {s.shopify_bulk_threshold for s in stores.values()} == {0}

@@ -38,16 +38,23 @@ def elsewhere():
 
 
 def woo_settings(make_settings, sandbox, url):
-    return make_settings(personyze_base_url=sandbox.url, woocommerce_url=url,
-                         woocommerce_consumer_key=KEY, woocommerce_consumer_secret=SECRET)
+    return make_settings(
+        personyze_base_url=sandbox.url,
+        woocommerce_url=url,
+        woocommerce_consumer_key=KEY,
+        woocommerce_consumer_secret=SECRET,
+    )
 
 
 SESSIONS = {
     "woocommerce": (fake_woo, woocommerce_session, "/wp-json/wc/v3/products/5", SECRET),
-    "bigcommerce": (fake_bigcommerce, bigcommerce_session,
-                    f"/stores/{BC_HASH}/v3/catalog/products/5", BC_TOKEN),
-    "shopify": (fake_shopify, shopify_session, "/admin/api/2025-01/products/5.json",
-                SHOPIFY_TOKEN),
+    "bigcommerce": (
+        fake_bigcommerce,
+        bigcommerce_session,
+        f"/stores/{BC_HASH}/v3/catalog/products/5",
+        BC_TOKEN,
+    ),
+    "shopify": (fake_shopify, shopify_session, "/admin/api/2025-01/products/5.json", SHOPIFY_TOKEN),
 }
 
 
@@ -58,10 +65,15 @@ def test_no_credentials_follow_a_redirect_to_another_host(platform, make_setting
     try:
         store_api.redirects[path] = f"{elsewhere.url}{path}"
         settings = make_settings(
-            woocommerce_url=store_api.url, woocommerce_consumer_key=KEY,
-            woocommerce_consumer_secret=SECRET, bigcommerce_store_hash=BC_HASH,
-            bigcommerce_access_token=BC_TOKEN, bigcommerce_api_url=store_api.url,
-            shopify_admin_token=SHOPIFY_TOKEN, shopify_admin_api_url=store_api.url)
+            woocommerce_url=store_api.url,
+            woocommerce_consumer_key=KEY,
+            woocommerce_consumer_secret=SECRET,
+            bigcommerce_store_hash=BC_HASH,
+            bigcommerce_access_token=BC_TOKEN,
+            bigcommerce_api_url=store_api.url,
+            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_api_url=store_api.url,
+        )
         session = make_session(settings.stores["default"])
         with pytest.raises(StoreFetchError) as err:
             get(session, store_api.url + path, platform)
@@ -80,8 +92,10 @@ def test_a_redirected_product_is_not_deleted(make_settings, sandbox, woo, elsewh
     woo.products[22] = woo_product(pid=22, type="variable", regular_price="", on_sale=True)
     web = create_app(rt.settings).test_client()
     body, headers = woo_request(woo.products[22], source=woo.url + "/")
-    assert web.post("/webhooks/woocommerce", data=body, headers=headers).json["status"] \
+    assert (
+        web.post("/webhooks/woocommerce", data=body, headers=headers).json["status"]
         == "accepted_wake"
+    )
     s = Syncer(rt.settings, rt.state)
     assert s.run("default", "22") == "written"
     woo.redirects["/wp-json/"] = elsewhere.url + "/wp-json/wc/v3/products/22"
@@ -94,8 +108,16 @@ def test_a_redirected_product_is_not_deleted(make_settings, sandbox, woo, elsewh
     assert elsewhere.requests == [] and SECRET not in str(entry) and KEY not in str(entry)
 
 
-@pytest.mark.parametrize("answer", ["same-host redirect to a 404", "404 without Woo's body",
-                                    "HTML page", "redirect loop", "3xx without Location"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "same-host redirect to a 404",
+        "404 without Woo's body",
+        "HTML page",
+        "redirect loop",
+        "3xx without Location",
+    ],
+)
 def test_unexpected_answers_are_store_errors_not_deletions(answer, make_settings, sandbox, woo):
     settings = woo_settings(make_settings, sandbox, woo.url)
     fetch = woocommerce_fetcher(settings.stores["default"])
@@ -154,9 +176,16 @@ def test_webhook_source_matches_on_host_case_but_not_path_case(make_settings):
     assert post("https://woo.example.com/") == 401
 
 
-@pytest.mark.parametrize("url", ["http://woo.example.com", "ftp://woo.example.com",
-                                 "https://user:pass@woo.example.com",
-                                 "https://woo.example.com/?p=1", "https://woo.example.com:x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://woo.example.com",
+        "ftp://woo.example.com",
+        "https://user:pass@woo.example.com",
+        "https://woo.example.com/?p=1",
+        "https://woo.example.com:x",
+    ],
+)
 def test_woocommerce_url_must_be_https(url, make_settings):
     with pytest.raises(ConfigError) as err:
         make_settings(woocommerce_url=url)
@@ -164,7 +193,11 @@ def test_woocommerce_url_must_be_https(url, make_settings):
 
 
 def test_plain_http_only_for_loopback(make_settings):
-    assert make_settings(woocommerce_url="http://127.0.0.1:8080/").stores[
-        "default"].woocommerce_url == "http://127.0.0.1:8080"
-    assert make_settings(woocommerce_url="http://localhost/Shop").stores[
-        "default"].woocommerce_url == "http://localhost/Shop"
+    assert (
+        make_settings(woocommerce_url="http://127.0.0.1:8080/").stores["default"].woocommerce_url
+        == "http://127.0.0.1:8080"
+    )
+    assert (
+        make_settings(woocommerce_url="http://localhost/Shop").stores["default"].woocommerce_url
+        == "http://localhost/Shop"
+    )

@@ -21,10 +21,6 @@ def web(rt):
     return create_app(rt.settings).test_client()
 
 
-
-
-
-
 def product_writes(sandbox):
     return [e for e in sandbox.request_log if e.method in ("POST", "DELETE") and e.status == 200]
 
@@ -148,8 +144,9 @@ def test_rate_limit_shared_by_four_worker_processes(make_settings, sandbox, disp
 
 
 def test_sigkill_mid_call_then_another_worker_finishes(make_settings, sandbox, dispatcher_factory):
-    settings = make_settings(personyze_base_url=sandbox.url, lease_seconds=2.0,
-                             task_time_limit_seconds=1.9)
+    settings = make_settings(
+        personyze_base_url=sandbox.url, lease_seconds=2.0, task_time_limit_seconds=1.9
+    )
     from app import runtime
 
     rt = runtime.build(settings)
@@ -171,8 +168,9 @@ def test_sigkill_mid_call_then_another_worker_finishes(make_settings, sandbox, d
         workers.stop()
 
 
-def test_all_workers_killed_and_queue_purged_sweeper_finishes(make_settings, sandbox,
-                                                              dispatcher_factory, r):
+def test_all_workers_killed_and_queue_purged_sweeper_finishes(
+    make_settings, sandbox, dispatcher_factory, r
+):
     settings = make_settings(personyze_base_url=sandbox.url, wake_grace_seconds=1.0)
     from app import runtime
 

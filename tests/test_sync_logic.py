@@ -26,8 +26,6 @@ def syncer(rt):
     return Syncer(rt.settings, rt.state)
 
 
-
-
 def writes(sandbox):
     return [e for e in sandbox.request_log if e.method in ("POST", "DELETE")]
 
@@ -241,8 +239,9 @@ def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, web):
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url, personyze_api_key=wrong_key))
     s = Syncer(rt.settings, rt.state)
     send(web, shopify_product(at=1))
-    sentry_sdk.init(dsn="https://public@sentry.example.invalid/1", transport=Capture,
-                    before_send=before_send)
+    sentry_sdk.init(
+        dsn="https://public@sentry.example.invalid/1", transport=Capture, before_send=before_send
+    )
     try:
         assert s.run("default", PID) == "auth_failed"
         lim = s.limiter(rt.settings.stores["default"])
@@ -265,9 +264,18 @@ def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, web):
 def test_standard_webhook_row(sync_settings, syncer, sandbox):
     web = create_app(sync_settings).test_client()
     body, headers = standard_request(
-        standard_body("SKU/1 & 2|%+", price="10", sale_price="8", url="https://s.example/p",
-                      image_url="https://s.example/i.png", brand="B", category="C", sku="S"),
-        STANDARD_SECRET)
+        standard_body(
+            "SKU/1 & 2|%+",
+            price="10",
+            sale_price="8",
+            url="https://s.example/p",
+            image_url="https://s.example/i.png",
+            brand="B",
+            category="C",
+            sku="S",
+        ),
+        STANDARD_SECRET,
+    )
     assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
     assert syncer.run("default", "SKU/1 & 2|%+") == "written"
     [row] = sandbox.rows("products")
@@ -275,8 +283,9 @@ def test_standard_webhook_row(sync_settings, syncer, sandbox):
     assert (row["price"], row["sale_price"], row["is_in_stock"]) == ("10", "8", "yes")
     assert row["guide_url"] == "https://s.example/p"
     # and it deletes by the same awkward id
-    body, headers = standard_request(standard_body("SKU/1 & 2|%+", at=5, type_="product.deleted"),
-                                     STANDARD_SECRET)
+    body, headers = standard_request(
+        standard_body("SKU/1 & 2|%+", at=5, type_="product.deleted"), STANDARD_SECRET
+    )
     web.post("/webhooks/standard", data=body, headers=headers)
     assert syncer.run("default", "SKU/1 & 2|%+") == "written"
     assert sandbox.rows("products") == []
@@ -300,15 +309,23 @@ stores:
     settings = make_settings(stores_file=str(f))
     rt = runtime.build(settings)
     body, headers = shopify_request(shopify_product(at=1, tags="red, sale"), secret="s3cret")
-    assert create_app(settings).test_client().post(
-        "/webhooks/shopify", data=body, headers=headers).status_code == 200
+    assert (
+        create_app(settings)
+        .test_client()
+        .post("/webhooks/shopify", data=body, headers=headers)
+        .status_code
+        == 200
+    )
     assert Syncer(rt.settings, rt.state).run("shop", PID) == "written"
     [row] = sandbox.rows("products")
     assert row["internal_id"] == PID  # the key cannot be renamed or dropped
     assert row["manufacturer"] == "Apple" and "brand" not in row
     assert "inventory" not in row
-    assert (row["custom_1"], row["custom_2"], row["custom_3"]) == ("red, sale", "IPOD-RED",
-                                                                    "imported")
+    assert (row["custom_1"], row["custom_2"], row["custom_3"]) == (
+        "red, sale",
+        "IPOD-RED",
+        "imported",
+    )
 
 
 def test_a_row_that_cannot_be_mapped_is_dead_lettered_not_looped(web, syncer, sandbox, rt):
@@ -327,8 +344,11 @@ def test_a_new_version_does_not_wait_out_the_old_ones_backoff(make_settings, san
 
     from app import runtime
 
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, backoff_base_seconds=100,
-                                     backoff_max_seconds=300))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url, backoff_base_seconds=100, backoff_max_seconds=300
+        )
+    )
     s = Syncer(rt.settings, rt.state)
     send(web, shopify_product(at=1))
     sandbox.faults.update(error_500_rate=1.0)
@@ -356,8 +376,11 @@ def test_a_worker_that_lost_its_lease_changes_nothing(web, rt):
 def test_503_without_a_number_backs_off_exponentially_per_account(make_settings, sandbox, web):
     from app import runtime
 
-    rt = runtime.build(make_settings(personyze_base_url=sandbox.url, backoff_base_seconds=1,
-                                     backoff_max_seconds=300))
+    rt = runtime.build(
+        make_settings(
+            personyze_base_url=sandbox.url, backoff_base_seconds=1, backoff_max_seconds=300
+        )
+    )
     s = Syncer(rt.settings, rt.state)
     lim = s.limiter(rt.settings.stores["default"])
     send(web, shopify_product(at=1))

@@ -36,8 +36,6 @@ def web(rt):
     return _webs[id(rt)][1]
 
 
-
-
 def the_row(sandbox) -> dict[str, Any]:
     [row] = sandbox.rows("products")
     return {k: v for k, v in row.items() if k != "id"}
@@ -45,11 +43,12 @@ def the_row(sandbox) -> dict[str, Any]:
 
 # -- WooCommerce ----------------------------------------------------------------------------
 
+
 def woo_runtime(make_settings, sandbox, woo, *, keys: bool):
-    extra = {"woocommerce_consumer_key": KEY, "woocommerce_consumer_secret": SECRET} if keys \
-        else {}
-    return runtime.build(make_settings(personyze_base_url=sandbox.url, woocommerce_url=woo.url,
-                                       **extra))
+    extra = {"woocommerce_consumer_key": KEY, "woocommerce_consumer_secret": SECRET} if keys else {}
+    return runtime.build(
+        make_settings(personyze_base_url=sandbox.url, woocommerce_url=woo.url, **extra)
+    )
 
 
 def deliver_woo(rt, woo, payload, topic="product.updated") -> str:
@@ -68,9 +67,9 @@ SHIP_YOUR_IDEA = {
     "internal_id": "22",
     "title": "Ship Your Idea",
     "description": "Pellentesque habitant morbi tristique senectus et netus et malesuada fames ac "
-                   "turpis egestas. Vestibulum tortor quam, feugiat vitae, ultricies eget, tempor "
-                   "sit amet, ante. Donec eu libero sit amet quam egestas semper. Aenean ultricies "
-                   "mi vitae est. Mauris placerat eleifend leo.",
+    "turpis egestas. Vestibulum tortor quam, feugiat vitae, ultricies eget, tempor "
+    "sit amet, ante. Donec eu libero sit amet quam egestas semper. Aenean ultricies "
+    "mi vitae est. Mauris placerat eleifend leo.",
     "is_in_stock": "yes",
     "image_big_url": "https://example.com/wp-content/uploads/2017/03/T_4_front-11.jpg",
     "guide_url": "https://example.com/product/ship-your-idea-22/",
@@ -80,16 +79,15 @@ SHIP_YOUR_IDEA = {
 
 def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, woo):
     rt = woo_runtime(make_settings, sandbox, woo, keys=False)
-    assert deliver_woo(rt, woo, fixture("woocommerce/product_simple_794.json")) \
-        == "accepted_wake"
+    assert deliver_woo(rt, woo, fixture("woocommerce/product_simple_794.json")) == "accepted_wake"
     assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == {
         "internal_id": "794",
         "title": "Premium Quality",
         "description": "Pellentesque habitant morbi tristique senectus et netus et malesuada fames "
-                       "ac turpis egestas. Vestibulum tortor quam, feugiat vitae, ultricies eget, "
-                       "tempor sit amet, ante. Donec eu libero sit amet quam egestas semper. "
-                       "Aenean ultricies mi vitae est. Mauris placerat eleifend leo.",
+        "ac turpis egestas. Vestibulum tortor quam, feugiat vitae, ultricies eget, "
+        "tempor sit amet, ante. Donec eu libero sit amet quam egestas semper. "
+        "Aenean ultricies mi vitae est. Mauris placerat eleifend leo.",
         "price": "21.99",
         "sale_price": "21.99",  # not on sale: both the price
         "is_in_stock": "yes",
@@ -113,15 +111,19 @@ def test_variable_product_on_sale_is_priced_from_its_variations(make_settings, s
         price="9.00",  # lowest regular price of the variations a customer can buy
         sale_price="7.50",  # lowest active price (732 on sale; 734 is disabled at 5.00)
     )
-    assert woo.requests == ["/wp-json/wc/v3/products/22",
-                            "/wp-json/wc/v3/products/22/variations?per_page=100&page=1"]
+    assert woo.requests == [
+        "/wp-json/wc/v3/products/22",
+        "/wp-json/wc/v3/products/22/variations?per_page=100&page=1",
+    ]
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
 def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings, sandbox, woo):
     rt = woo_runtime(make_settings, sandbox, woo, keys=False)
-    assert deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json")) \
+    assert (
+        deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
         == "accepted_wake"
+    )
     assert sync_due(rt) == ["written"]
     # The parent alone cannot tell the regular price: the lowest active price, no sale.
     assert the_row(sandbox) == dict(SHIP_YOUR_IDEA, price="7.50", sale_price="7.50")
@@ -131,8 +133,9 @@ def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings,
 def test_variation_webhook_reprices_the_parent(make_settings, sandbox, woo):
     serve_variable(woo)
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
-    assert deliver_woo(rt, woo, fixture("woocommerce/variation_733_webhook.json")) \
-        == "accepted_wake"
+    assert (
+        deliver_woo(rt, woo, fixture("woocommerce/variation_733_webhook.json")) == "accepted_wake"
+    )
     assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == dict(SHIP_YOUR_IDEA, price="9.00", sale_price="7.50")
 
@@ -156,9 +159,17 @@ def test_sale_ends_by_sending_equal_prices(make_settings, sandbox, woo):
 def test_variations_are_read_page_by_page(make_settings, sandbox, woo):
     serve_variable(woo)
     template = woo.variations[22][0]
-    woo.variations[22] = [dict(template, id=1000 + i, price=f"{50 + i}.00",
-                               regular_price=f"{60 + i}.00", sale_price=f"{50 + i}.00",
-                               on_sale=True) for i in range(150)]
+    woo.variations[22] = [
+        dict(
+            template,
+            id=1000 + i,
+            price=f"{50 + i}.00",
+            regular_price=f"{60 + i}.00",
+            sale_price=f"{50 + i}.00",
+            on_sale=True,
+        )
+        for i in range(150)
+    ]
     woo.variations[22][-1].update(price="3.00", regular_price="4.00", sale_price="3.00")
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
@@ -193,6 +204,7 @@ def test_reconcile_prices_variable_products_from_their_variations(make_settings,
 
 # -- BigCommerce ----------------------------------------------------------------------------
 
+
 def deliver_bc(rt, payload: dict[str, Any]):
     payload = json.loads(json.dumps(payload).replace("{store_hash}", BC_HASH))
     body, headers = bigcommerce_request(payload, BC_CLIENT_SECRET)
@@ -200,9 +212,14 @@ def deliver_bc(rt, payload: dict[str, Any]):
 
 
 def updated_webhook(pid: int, digest: str) -> dict[str, Any]:
-    return {"scope": "store/product/updated", "store_id": "1025646",
-            "data": {"type": "product", "id": pid}, "hash": digest,
-            "created_at": 1561479233, "producer": f"stores/{BC_HASH}"}
+    return {
+        "scope": "store/product/updated",
+        "store_id": "1025646",
+        "data": {"type": "product", "id": pid},
+        "hash": digest,
+        "created_at": 1561479233,
+        "producer": f"stores/{BC_HASH}",
+    }
 
 
 def serve_bc(bc) -> None:
@@ -229,8 +246,8 @@ def test_docs_webhooks_fetch_the_product_column_by_column(bc_rt, sandbox, bc):
         "sale_price": "6.5",  # lower than the price: a sale
         "is_in_stock": "yes",
         "image_big_url": "https://cdn8.bigcommerce.com/s-id30h7ohwf/products/158/images/382/"
-                         "foglinenbeigestripetowel1b_1024x1024__83011__60806.1534344511.560.850"
-                         ".jpg?c=2",  # the thumbnail
+        "foglinenbeigestripetowel1b_1024x1024__83011__60806.1534344511.560.850"
+        ".jpg?c=2",  # the thumbnail
         "guide_url": "https://my-awesome.store/smith-journal-13/",  # the store's secure_url
     }  # sku "" is not sent; never the configured Shopify shop's domain
 
@@ -239,8 +256,10 @@ def test_docs_created_and_deleted_webhooks(bc_rt, sandbox, bc):
     serve_bc(bc)
     bc.products[205] = dict(bc.products[192], id=205)
     rt = bc_rt()
-    assert deliver_bc(rt, fixture("bigcommerce/store_product_created.json")).json["status"] \
+    assert (
+        deliver_bc(rt, fixture("bigcommerce/store_product_created.json")).json["status"]
         == "accepted_wake"
+    )
     assert sync_due(rt) == ["written"]
     assert [r["internal_id"] for r in sandbox.rows("products")] == ["205"]
     deleted = fixture("bigcommerce/store_product_deleted.json")
@@ -277,7 +296,9 @@ def test_store_information_is_read_once_per_process(bc_rt, sandbox, bc):
         deliver_bc(rt, updated_webhook(pid, f"h{pid}"))
     assert sync_due(rt) == ["written", "written"]
     assert {r["guide_url"] for r in sandbox.rows("products")} == {
-        "https://my-awesome.store/smith-journal-13/", "https://my-awesome.store/other/"}
+        "https://my-awesome.store/smith-journal-13/",
+        "https://my-awesome.store/other/",
+    }
     assert sum(r.endswith("/v2/store") for r in bc.requests) == 1
 
 

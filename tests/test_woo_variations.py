@@ -18,16 +18,28 @@ def rt(woo_rt):
 
 def deliver(rt, woo, payload):
     body, headers = woo_request(payload, source=woo.url + "/")
-    resp = create_app(rt.settings).test_client().post(
-        "/webhooks/woocommerce", data=body, headers=headers)
+    resp = (
+        create_app(rt.settings)
+        .test_client()
+        .post("/webhooks/woocommerce", data=body, headers=headers)
+    )
     assert resp.status_code == 200
     return resp.json["status"]
 
 
 def variable_parent(**extra):
     # WooCommerce shapes a variable product with the lowest variation price in `price`.
-    return woo_product(pid=77, type="variable", price="30", regular_price="", sale_price="",
-                       on_sale=False, variations=[78, 79], manage_stock=False, **extra)
+    return woo_product(
+        pid=77,
+        type="variable",
+        price="30",
+        regular_price="",
+        sale_price="",
+        on_sale=False,
+        variations=[78, 79],
+        manage_stock=False,
+        **extra,
+    )
 
 
 def test_variation_change_refetches_and_writes_the_parent(rt, woo, sandbox):
@@ -38,8 +50,10 @@ def test_variation_change_refetches_and_writes_the_parent(rt, woo, sandbox):
     assert row["internal_id"] == "77"
     assert (row["price"], row["sale_price"], row["is_in_stock"]) == ("30", "30", "yes")
     # a variable parent without a regular price: its variations are read too (none here)
-    assert woo.requests == ["/wp-json/wc/v3/products/77",
-                            "/wp-json/wc/v3/products/77/variations?per_page=100&page=1"]
+    assert woo.requests == [
+        "/wp-json/wc/v3/products/77",
+        "/wp-json/wc/v3/products/77/variations?per_page=100&page=1",
+    ]
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 

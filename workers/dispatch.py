@@ -41,8 +41,11 @@ class Dispatcher:
             for sid, s in rt.settings.stores.items()
         }
         self.woken = 0
-        self.broker = (rt.redis if rt.broker_url == rt.url
-                       else redisconn.client(rt.broker_url, rt.settings.redis_tls_verify))
+        self.broker = (
+            rt.redis
+            if rt.broker_url == rt.url
+            else redisconn.client(rt.broker_url, rt.settings.redis_tls_verify)
+        )
 
     def queued(self) -> int:
         """Messages waiting in the sync queue: kombu's Redis transport keeps a queue as a list

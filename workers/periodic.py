@@ -15,8 +15,14 @@ from app.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 
-def every_interval(rt: Runtime, stop: threading.Event, job: str, interval: float,
-                   stores: Callable[[], Iterable[str]], run: Callable[[str], object]) -> None:
+def every_interval(
+    rt: Runtime,
+    stop: threading.Event,
+    job: str,
+    interval: float,
+    stores: Callable[[], Iterable[str]],
+    run: Callable[[str], object],
+) -> None:
     """Run `run(store_id)` for each of `stores()` once per `interval` (0: never), taken by one
     scheduler only. One store's failure is logged and reported to Sentry and the next store
     still runs; Redis errors are waited out."""
@@ -37,7 +43,7 @@ def every_interval(rt: Runtime, stop: threading.Event, job: str, interval: float
                     log.debug(f"{job}_done_elsewhere", store=sid)
             except redis.RedisError as e:
                 log.warning(f"{job}_redis_error", store=sid, error=type(e).__name__)
-            except Exception:  # noqa: BLE001 - report, and try again next interval
+            except Exception:
                 import sentry_sdk
 
                 log.exception(f"{job}_failed", store=sid)

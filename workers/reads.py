@@ -66,8 +66,9 @@ class PacedReads:
             try:
                 return fetch()
             except PersonyzeUnavailable as e:
-                paused = self.limiter.unavailable(e.retry_after, self.backoff_base,
-                                                  self.backoff_max)
+                paused = self.limiter.unavailable(
+                    e.retry_after, self.backoff_base, self.backoff_max
+                )
                 log.warning("personyze_read_paused", seconds=paused)
             except PersonyzeAuthError:
                 paused, first = self.limiter.auth_failed(self.auth_pause)
@@ -83,8 +84,9 @@ class PacedReads:
                 self.sleep(delay)
 
 
-def paced_reads(limiter: AccountLimiter, settings: Settings,
-                store: StoreConfig | None = None) -> PacedReads:
+def paced_reads(
+    limiter: AccountLimiter, settings: Settings, store: StoreConfig | None = None
+) -> PacedReads:
     """PacedReads with the retry and pause settings the workers use; with `store`, the first
     401 of a pause is reported to Sentry as a worker's is."""
     report = None
@@ -94,5 +96,10 @@ def paced_reads(limiter: AccountLimiter, settings: Settings,
         def report(paused: float) -> None:
             report_auth_failure(store, paused)
 
-    return PacedReads(limiter, settings.backoff_base_seconds, settings.backoff_max_seconds,
-                      settings.auth_pause_seconds, on_first_auth_failure=report)
+    return PacedReads(
+        limiter,
+        settings.backoff_base_seconds,
+        settings.backoff_max_seconds,
+        settings.auth_pause_seconds,
+        on_first_auth_failure=report,
+    )

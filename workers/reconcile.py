@@ -28,9 +28,14 @@ from workers.reads import paced_reads
 log = structlog.get_logger(__name__)
 
 
-def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
-              page_size: int | None = None,
-              progress: Callable[[Mapping[str, int]], None] | None = None) -> dict[str, int]:
+def reconcile(
+    rt: Runtime,
+    store_id: str,
+    *,
+    delete_missing: bool = False,
+    page_size: int | None = None,
+    progress: Callable[[Mapping[str, int]], None] | None = None,
+) -> dict[str, int]:
     """One pass over one store; returns how the listed products were recorded. `progress`
     is called with the running counts after each product read (the CLI's progress bar)."""
     store = rt.settings.stores[store_id]
@@ -48,8 +53,16 @@ def reconcile(rt: Runtime, store_id: str, *, delete_missing: bool = False,
             continue
         platform, product, version = item
         seen.add(product.id)
-        ev = Event(store.id, platform, "reconcile", product.id, version, "upsert",
-                   f"reconcile|{platform}|{product.id}|{version}", product)
+        ev = Event(
+            store.id,
+            platform,
+            "reconcile",
+            product.id,
+            version,
+            "upsert",
+            f"reconcile|{platform}|{product.id}|{version}",
+            product,
+        )
         counts[rt.state.record(ev, keep_raw=keep_raw).name.lower()] += 1
         if progress is not None:
             progress(counts)
@@ -91,16 +104,17 @@ class BacklogGate:
         best, since = waiting, time.monotonic()
         while waiting >= self.limit:
             if time.monotonic() - since > self.stall:
-                raise BacklogStalled(f"backlog of {waiting} products did not drain for "
-                                     f"{self.stall:.0f} s: are the workers running?")
+                raise BacklogStalled(
+                    f"backlog of {waiting} products did not drain for "
+                    f"{self.stall:.0f} s: are the workers running?"
+                )
             time.sleep(0.5)
             waiting = state.due_count(self.store_id)
             if waiting < best:
                 best, since = waiting, time.monotonic()
 
 
-def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str],
-                           version: int) -> int:
+def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str], version: int) -> int:
     """Record a delete (at `version`) for every Personyze row whose internal_id the store
     did not list; returns how many.
 
@@ -113,12 +127,20 @@ def record_missing_deletes(rt: Runtime, store: StoreConfig, seen: set[str],
     run = uuid.uuid4().hex
     deleted = 0
     with store.personyze.client() as client:
-        for row in client.iter_all("products", columns=["internal_id"],
-                                   order_by="internal_id", pace=pace):
+        for row in client.iter_all(
+            "products", columns=["internal_id"], order_by="internal_id", pace=pace
+        ):
             iid = str(row.get("internal_id") or "")
             if iid and iid not in seen:
-                ev = Event(store.id, "reconcile", "reconcile", iid, version, "delete",
-                           f"reconcile-delete|{run}|{iid}")
+                ev = Event(
+                    store.id,
+                    "reconcile",
+                    "reconcile",
+                    iid,
+                    version,
+                    "delete",
+                    f"reconcile-delete|{run}|{iid}",
+                )
                 rt.state.record(ev)
                 deleted += 1
     return deleted
@@ -133,6 +155,11 @@ def run_periodic(rt: Runtime, stop: threading.Event) -> None:
         with reconcile_monitor(store_id, interval):  # Sentry Crons check-ins
             reconcile(rt, store_id)
 
-    every_interval(rt, stop, "reconcile", interval,
-                   lambda: [s.id for s in rt.settings.stores.values() if has_catalog_api(s)],
-                   run)
+    every_interval(
+        rt,
+        stop,
+        "reconcile",
+        interval,
+        lambda: [s.id for s in rt.settings.stores.values() if has_catalog_api(s)],
+        run,
+    )

@@ -24,7 +24,6 @@ from workers.periodic import every_interval
 log = structlog.get_logger(__name__)
 
 
-
 def url_key(rt: Runtime) -> str:
     return f"{rt.settings.key_prefix}:public-url"
 
@@ -45,8 +44,9 @@ def public_url(rt: Runtime) -> str | None:
 def repairs(rt: Runtime, store: str) -> dict[str, int]:
     """Repairs so far by platform (what /metrics exports)."""
     stats = rt.state.stats(store)
-    return {k[len(REPAIRS_FIELD):]: int(v) for k, v in stats.items()
-            if k.startswith(REPAIRS_FIELD)}
+    return {
+        k[len(REPAIRS_FIELD) :]: int(v) for k, v in stats.items() if k.startswith(REPAIRS_FIELD)
+    }
 
 
 def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
@@ -55,24 +55,32 @@ def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
     outcomes = connect_store(rt.settings, store, url)
     for o in outcomes:
         if o.problem:  # credentials not configured: managed by hand, not an incident
-            log.info("subscriptions_not_managed", store=store_id, platform=o.platform,
-                     reason=o.problem)
+            log.info(
+                "subscriptions_not_managed", store=store_id, platform=o.platform, reason=o.problem
+            )
             continue
         if o.error:
-            log.error("subscription_check_failed", store=store_id, platform=o.platform,
-                      error=o.error)
+            log.error(
+                "subscription_check_failed", store=store_id, platform=o.platform, error=o.error
+            )
             report_subscription_failure(store, o.platform, o.error, "StoreFetchError")
             continue
         assert o.plan is not None
         fixed = len(o.plan.create) + len(o.plan.enable)
         if fixed:
             rt.redis.hincrby(rt.state.keys.stats(store_id), REPAIRS_FIELD + o.platform, fixed)
-            log.warning("subscriptions_repaired", store=store_id, platform=o.platform,
-                        url=o.url, detail=describe(o.plan, check_only=False))
+            log.warning(
+                "subscriptions_repaired",
+                store=store_id,
+                platform=o.platform,
+                url=o.url,
+                detail=describe(o.plan, check_only=False),
+            )
         if o.plan.held:
             topics = ", ".join(sub.topic for sub in o.plan.held)
-            report_subscription_failure(store, o.platform, f"paused by a store admin: {topics}",
-                                        "SubscriptionPaused")
+            report_subscription_failure(
+                store, o.platform, f"paused by a store admin: {topics}", "SubscriptionPaused"
+            )
         if not fixed and not o.plan.held:
             log.info("subscriptions_healthy", store=store_id, platform=o.platform)
     return outcomes
@@ -89,5 +97,11 @@ def run_periodic(rt: Runtime, stop: threading.Event) -> None:
         url = public_url(rt)  # read each turn: `connect --url` may have recorded a new one
         return list(rt.settings.stores) if url else []
 
-    every_interval(rt, stop, "subscriptions", rt.settings.subscription_check_seconds, stores,
-                   lambda sid: check_store(rt, sid, url or ""))
+    every_interval(
+        rt,
+        stop,
+        "subscriptions",
+        rt.settings.subscription_check_seconds,
+        stores,
+        lambda sid: check_store(rt, sid, url or ""),
+    )

@@ -82,7 +82,7 @@ class Syncer:
             return self._attempt(store, pid, claim)
         except redis.RedisError:
             raise  # infrastructure, not this product: the key is retried after its lease
-        except Exception as e:  # noqa: BLE001 - SoftTimeLimitExceeded and bugs alike
+        except Exception as e:
             # Counted against the product's retry budget, so it reaches the dead-letter store
             # in the end instead of being retried after every lease forever.
             log.exception("sync_attempt_failed", store=store_id, product=pid)
@@ -149,8 +149,9 @@ class Syncer:
             self._remember_check(notes, store_id, pid, mark)
         latency = time.time() - claim.received_at if claim.received_at else None
         self.state.note_call(store_id, "ok", latency, notes)
-        activity.note(self.state, store_id, pid, "written" if row is not None else "deleted",
-                      pipe=notes)
+        activity.note(
+            self.state, store_id, pid, "written" if row is not None else "deleted", pipe=notes
+        )
         notes.execute()
         return "written"
 
@@ -166,9 +167,9 @@ class Syncer:
         hash Personyze was left holding by that check."""
         return self.state.keys.checked(store_id)
 
-    def _mapped(self, store: StoreConfig, pid: str, claim: Claim,
-                desired: Callable[[], Product | None]
-                ) -> tuple[Product | None, dict[str, Any] | None] | str:
+    def _mapped(
+        self, store: StoreConfig, pid: str, claim: Claim, desired: Callable[[], Product | None]
+    ) -> tuple[Product | None, dict[str, Any] | None] | str:
         """The product and its row (None: delete it), or the outcome of failing to get them."""
         try:
             product = desired()
@@ -177,7 +178,7 @@ class Syncer:
             return self._failed(store, pid, claim, None, e)
         except (SoftTimeLimitExceeded, redis.RedisError):
             raise  # handled in `run`: a counted attempt, or infrastructure
-        except Exception as e:  # noqa: BLE001 - a bug in mapping must not loop forever
+        except Exception as e:
             log.exception("mapping_failed", store=store.id, product=pid)
             return self._failed(store, pid, claim, None, MappingError(f"{type(e).__name__}: {e}"))
         return product, row
@@ -213,8 +214,9 @@ class Syncer:
         ]
         if isinstance(e, PersonyzeUnavailable) and limiter is not None:
             # The account's condition, not this product's: pause everyone, keep the budget.
-            paused = limiter.unavailable(e.retry_after, s.backoff_base_seconds,
-                                         s.backoff_max_seconds)
+            paused = limiter.unavailable(
+                e.retry_after, s.backoff_base_seconds, s.backoff_max_seconds
+            )
             self.state.release(store.id, pid, claim, paused)
             return "paused"
         if isinstance(e, PersonyzeAuthError) and limiter is not None:
@@ -239,8 +241,9 @@ class Syncer:
                 from app.observability import report_dead_letter
 
                 log.error("dead_lettered", store=store.id, product=pid, error=type(e).__name__)
-                report_dead_letter(store, pid, e, errors,
-                                   claim.doc.decode() if claim.kind == "refresh" else None)
+                report_dead_letter(
+                    store, pid, e, errors, claim.doc.decode() if claim.kind == "refresh" else None
+                )
                 activity.note(self.state, store.id, pid, "dead", type(e).__name__)
             return outcome
         delay = backoff(claim.attempts + 1, s.backoff_base_seconds, s.backoff_max_seconds)

@@ -25,16 +25,18 @@ def _keys(state: State, store: str) -> tuple[str, str]:
     return state.keys.recent(store), state.keys.writes_per_minute(store)
 
 
-def note(state: State, store: str, pid: str, outcome: str, detail: str = "",
-         pipe: Any = None) -> None:
+def note(
+    state: State, store: str, pid: str, outcome: str, detail: str = "", pipe: Any = None
+) -> None:
     """Remember one finished sync ("written", "deleted", "dead"); writes count per minute.
     With `pipe`, the commands join the caller's pipeline and the caller executes it."""
     recent, wpm = _keys(state, store)
     now = time.time()
     own = pipe is None
     pipe = state.r.pipeline(transaction=False) if own else pipe
-    pipe.lpush(recent, orjson.dumps({"at": now, "product": pid, "outcome": outcome,
-                                     "detail": detail}))
+    pipe.lpush(
+        recent, orjson.dumps({"at": now, "product": pid, "outcome": outcome, "detail": detail})
+    )
     pipe.ltrim(recent, 0, RECENT_KEPT - 1)
     if outcome in ("written", "deleted"):
         minute = f"{wpm}:{int(now // 60)}"
@@ -81,6 +83,7 @@ def overview(state: State, store: StoreConfig) -> dict[str, Any]:
     size), the account's pause and writes in the last minute. What /admin, /admin/status
     and `personyze-sync status` show."""
     out = state.status(store.id)
-    out.update(pause=pause_state(state, store), writes_per_minute=writes_per_minute(state,
-                                                                                   store.id))
+    out.update(
+        pause=pause_state(state, store), writes_per_minute=writes_per_minute(state, store.id)
+    )
     return out

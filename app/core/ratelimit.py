@@ -94,10 +94,20 @@ class AccountLimiter:
         ms, (auth, busy) = pipe.execute()
         remaining = int(ms) / 1000 if int(ms) > 0 else 0.0
         auth, busy = int(auth or 0), int(busy or 0)
-        reason = ("" if not remaining else "401: API key rejected" if auth
-                  else "503: Personyze asked to wait")
-        return {"paused": remaining > 0, "remaining_seconds": round(remaining, 1),
-                "reason": reason, "consecutive_401": auth, "consecutive_503": busy}
+        reason = (
+            ""
+            if not remaining
+            else "401: API key rejected"
+            if auth
+            else "503: Personyze asked to wait"
+        )
+        return {
+            "paused": remaining > 0,
+            "remaining_seconds": round(remaining, 1),
+            "reason": reason,
+            "consecutive_401": auth,
+            "consecutive_503": busy,
+        }
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:

@@ -244,8 +244,14 @@ class State:
     def claim(self, store: str, pid: str, token: str, lease_seconds: float) -> Claim | str:
         k = self.keys
         res = self._claim(
-            keys=[k.product(store, pid), k.lease(store, pid), k.due(store),
-                  k.record(store, pid), k.woken(store), k.cool(store, pid)],
+            keys=[
+                k.product(store, pid),
+                k.lease(store, pid),
+                k.due(store),
+                k.record(store, pid),
+                k.woken(store),
+                k.cool(store, pid),
+            ],
             args=[token, int(lease_seconds * 1000), pid],
         )
         status = res[0].decode()
@@ -339,8 +345,13 @@ class State:
             }
         )
         res = self._dead(
-            keys=[k.product(store, pid), k.lease(store, pid), k.due(store), k.ledger(store),
-                  k.dlq(store)],
+            keys=[
+                k.product(store, pid),
+                k.lease(store, pid),
+                k.due(store),
+                k.ledger(store),
+                k.dlq(store),
+            ],
             args=[claim.token, claim.version, entry, pid],
         )
         return ("dead", "superseded", "lease_lost")[int(res)]
@@ -371,8 +382,13 @@ class State:
     def drain_kicks(self) -> None:
         self.r.lpop(self.keys.kick, 1000)
 
-    def note_call(self, store: str, outcome: str, latency: float | None,
-                  pipe: redis.client.Pipeline | None = None) -> None:
+    def note_call(
+        self,
+        store: str,
+        outcome: str,
+        latency: float | None,
+        pipe: redis.client.Pipeline | None = None,
+    ) -> None:
         """Count a Personyze call by outcome and, for a write, the time since its webhook was
         received (a histogram kept in Redis, so every worker feeds the same /metrics). With
         `pipe`, the commands join the caller's pipeline (one round trip for a write's notes)."""
@@ -409,9 +425,13 @@ class State:
         raw, due, woken, first_due, first_woken, dlq = pipe.execute()
         got = {key.decode(): int(v) for key, v in raw.items()}
         led = {f: got.get(f, 0) for f in LEDGER_FIELDS}
-        return {"ledger": led, "balance": ledger_balance(led), "due": int(due) + int(woken),
-                "backlog_age_seconds": round(_age(first_due, first_woken), 3),
-                "dlq": int(dlq)}
+        return {
+            "ledger": led,
+            "balance": ledger_balance(led),
+            "due": int(due) + int(woken),
+            "backlog_age_seconds": round(_age(first_due, first_woken), 3),
+            "dlq": int(dlq),
+        }
 
     def due_count(self, store: str) -> int:
         """Keys waiting for a worker: due, or woken and not claimed yet."""
@@ -428,7 +448,7 @@ class State:
         return {pid.decode(): orjson.loads(v) for pid, v in raw.items()}
 
     def dlq_replay(self, store: str, pid: str) -> str:
-        """"replayed", "superseded" (a newer version is already pending) or "missing"."""
+        """ "replayed", "superseded" (a newer version is already pending) or "missing"."""
         k = self.keys
         res = self._replay(
             keys=[k.product(store, pid), k.due(store), k.ledger(store), k.dlq(store), k.kick],
@@ -452,10 +472,12 @@ class State:
         rec = self.r.hget(self.keys.record(store, pid), pid)
         if rec and rec[:1] in (b"u", b"d"):
             (sv,) = struct.unpack(">d", rec[1:9])
-            out.update(sv=str(int(sv)), sk=rec[:1].decode(),
-                       sh=rec[9:25].hex() if rec[:1] == b"u" else DELETED_HASH)
+            out.update(
+                sv=str(int(sv)),
+                sk=rec[:1].decode(),
+                sh=rec[9:25].hex() if rec[:1] == b"u" else DELETED_HASH,
+            )
         return out
-
 
     # -- layout migration -------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ Pace = Callable[[Callable[[], Any]], Any]
 def _call(fetch: Callable[[], T]) -> T:
     return fetch()
 
+
 DEFAULT_BASE_URL = "https://app.personyze.com/rest"
 _REDACTED = "***"
 BODY_REASON = 300
@@ -369,9 +370,17 @@ class PersonyzeClient:
         run = pace or _call
 
         def page(w: WhereLike | None, n: int, offset: int | None) -> list[dict[str, Any]]:
-            rows = run(lambda: self.get(obj, where=w, order_by=order_by,
-                                        order_by_desc=order_by_desc, columns=columns,
-                                        limit=n, offset=offset))
+            rows = run(
+                lambda: self.get(
+                    obj,
+                    where=w,
+                    order_by=order_by,
+                    order_by_desc=order_by_desc,
+                    columns=columns,
+                    limit=n,
+                    offset=offset,
+                )
+            )
             if not isinstance(rows, list):
                 raise PersonyzeServerError(
                     f"GET {obj}: expected a JSON array", status=200, body=str(rows)

@@ -38,8 +38,9 @@ INDEXED: dict[str, frozenset[str]] = {
     "products": frozenset({"internal_id"}),
     "articles": frozenset({"internal_id"}),
     # the Objects Reference lists these users columns as indexed
-    "users": frozenset({"user_id", "internal_id", "fb_id", "email", "last_session_time",
-                        "data_last_modified"}),
+    "users": frozenset(
+        {"user_id", "internal_id", "fb_id", "email", "last_session_time", "data_last_modified"}
+    ),
 }
 """Columns known to be indexed, per object. Unknown objects and columns count as unindexed:
 treating a fast read as slow costs only smaller pages, the reverse costs a 400."""

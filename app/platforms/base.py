@@ -55,8 +55,10 @@ def refuse_replayed_delete(payload: dict) -> None:
     retries and delivery reports would show it instead of a silent loss."""
     extra = [k for k in payload if k != "id"]
     if extra:
-        raise BadPayload("a delete body carries only the product id; this one carries "
-                         f"{len(extra)} more field(s), so it is not a delete (a replay?)")
+        raise BadPayload(
+            "a delete body carries only the product id; this one carries "
+            f"{len(extra)} more field(s), so it is not a delete (a replay?)"
+        )
 
 
 def hmac_b64_matches(body: bytes, signature: str | None, secrets: Iterable[SecretStr]) -> bool:
@@ -99,8 +101,9 @@ class HmacPlatform:
     def resolve(
         self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
     ) -> StoreConfig | None:
-        return resolve_by_origin(stores, hint, self.origin(headers), self.origin_of,
-                                 self.secrets_of)
+        return resolve_by_origin(
+            stores, hint, self.origin(headers), self.origin_of, self.secrets_of
+        )
 
     def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
         return hmac_b64_matches(body, headers.get(self.signature_header), self.secrets_of(store))

@@ -39,8 +39,10 @@ class BigCommerce(StandardWebhooks):
     def secrets(self, store: StoreConfig) -> list[str]:
         # BigCommerce's own sample passes base64(client_secret) to a Standard Webhooks
         # verifier, i.e. the HMAC key is the client secret's bytes.
-        return ["whsec_" + base64.b64encode(s.get_secret_value().encode()).decode()
-                for s in store.bigcommerce_webhook_secrets]
+        return [
+            "whsec_" + base64.b64encode(s.get_secret_value().encode()).decode()
+            for s in store.bigcommerce_webhook_secrets
+        ]
 
     def parse(
         self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
@@ -51,7 +53,8 @@ class BigCommerce(StandardWebhooks):
         # delivery is about: another store's is refused (401), not synced into this store's
         # catalog. (`store_id` is the numeric id, which we are not configured with.)
         if not store.bigcommerce_store_hash or (
-                payload.get("producer") != f"stores/{store.bigcommerce_store_hash}"):
+            payload.get("producer") != f"stores/{store.bigcommerce_store_hash}"
+        ):
             raise NotOurs("delivery for another BigCommerce store")
         scope = payload["scope"]
         if kind is None:
@@ -78,8 +81,11 @@ def normalize(p: dict[str, Any], pid: str, storefront: str | None = None) -> Pro
     if not isinstance(variants, list):
         raise BadPayload("variants must be a list")
     if tracking == "variant":
-        levels = [integer(obj(v, "variant").get("inventory_level"), "variant.inventory_level") or 0
-                  for v in variants if not obj(v, "variant").get("purchasing_disabled")]
+        levels = [
+            integer(obj(v, "variant").get("inventory_level"), "variant.inventory_level") or 0
+            for v in variants
+            if not obj(v, "variant").get("purchasing_disabled")
+        ]
         inventory: int | None = sum(levels)
         in_stock = any(x > 0 for x in levels)
     elif tracking == "product":

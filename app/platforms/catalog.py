@@ -63,11 +63,11 @@ def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterat
         yield _item("shopify", rest, normalize_admin, "updated_at")
 
 
-def woocommerce_products(store: StoreConfig, page_size: int = WOO_PAGE_SIZE
-                         ) -> Iterator[Listed]:
+def woocommerce_products(store: StoreConfig, page_size: int = WOO_PAGE_SIZE) -> Iterator[Listed]:
     session = woocommerce_session(store)
-    for items in woocommerce_pages(session, store.woocommerce_products_url, "WooCommerce",
-                                   per_page=page_size):
+    for items in woocommerce_pages(
+        session, store.woocommerce_products_url, "WooCommerce", per_page=page_size
+    ):
         for p in items:
             yield _woocommerce_item(session, store, p)
 
@@ -85,13 +85,18 @@ def _woocommerce_item(session: StoreSession, store: StoreConfig, p: Any) -> List
     except BadPayload as e:
         return e
     variations = woocommerce_variations(session, store, pid)
-    item = _item("woocommerce", p, partial(normalize, variations=variations),
-                 "date_modified_gmt")
+    item = _item("woocommerce", p, partial(normalize, variations=variations), "date_modified_gmt")
     if isinstance(item, BadPayload):
         return item
     try:
-        newest = max([item[2]] + [parse_time(v["date_modified_gmt"], "date_modified_gmt")
-                                  for v in variations if v.get("date_modified_gmt")])
+        newest = max(
+            [item[2]]
+            + [
+                parse_time(v["date_modified_gmt"], "date_modified_gmt")
+                for v in variations
+                if v.get("date_modified_gmt")
+            ]
+        )
     except BadPayload as e:
         return e
     return item[0], item[1], newest

@@ -37,8 +37,14 @@ class StoreFetchError(Exception):
     malformed answer) are not retried; the rest are, like a Personyze 500. `status` is the
     store API's HTTP status, when it answered one."""
 
-    def __init__(self, message: str, *, permanent: bool = False,
-                 status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.status = status
@@ -63,15 +69,17 @@ class StoreSession(requests.Session):
         # i.e. a worker process's fetcher or one reconciliation pass.
         self.memo: dict[str, Any] = {}
 
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
-                     response: requests.Response) -> None:
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
         # requests calls this for every redirect hop, before it sends the next request.
         if _origin(prepared_request.url or "") != _origin(response.request.url or ""):
             host = urlsplit(prepared_request.url or "").hostname
             raise StoreFetchError(
                 f"store API redirected to another origin ({host}); refused, the credentials "
                 "stay with the configured URL (set it to the address the API answers at)",
-                permanent=True)
+                permanent=True,
+            )
         super().rebuild_auth(prepared_request, response)
 
 
@@ -105,9 +113,15 @@ def bigcommerce_gone(resp: requests.Response) -> bool:
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
-def request(session: requests.Session, method: str, url: str, what: str, *,
-            body: dict[str, Any] | None = None, gone: Gone | None = None
-            ) -> tuple[Any, requests.Response] | None:
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    what: str,
+    *,
+    body: dict[str, Any] | None = None,
+    gone: Gone | None = None,
+) -> tuple[Any, requests.Response] | None:
     """One JSON call to a store API, every caller's (fetches, listings, subscriptions).
 
     None only for a 404 that `gone` recognizes as the API's own "no such resource" and that
@@ -115,8 +129,9 @@ def request(session: requests.Session, method: str, url: str, what: str, *,
     turns a redirected POST into a GET. Errors are one line naming the platform and its
     machine-readable error code, never a credential."""
     try:
-        resp = session.request(method, url, json=body, timeout=TIMEOUT,
-                               allow_redirects=method == "GET")
+        resp = session.request(
+            method, url, json=body, timeout=TIMEOUT, allow_redirects=method == "GET"
+        )
     except requests.TooManyRedirects:
         raise StoreFetchError(f"{what} redirected more than {MAX_REDIRECTS} times") from None
     except requests.RequestException as e:
@@ -125,27 +140,40 @@ def request(session: requests.Session, method: str, url: str, what: str, *,
     if status == 404:
         if gone is not None and not resp.history and gone(resp):
             return None
-        raise StoreFetchError(f"{what} answered 404 without its API's not-found error "
-                              "(a wrong store URL, a redirect, or the API is off)", status=404)
+        raise StoreFetchError(
+            f"{what} answered 404 without its API's not-found error "
+            "(a wrong store URL, a redirect, or the API is off)",
+            status=404,
+        )
     if status in (401, 403):
-        raise StoreFetchError(f"{what} refused the credentials ({status}{error_code(resp)})",
-                              permanent=True, status=status)
+        raise StoreFetchError(
+            f"{what} refused the credentials ({status}{error_code(resp)})",
+            permanent=True,
+            status=status,
+        )
     if 300 <= status < 400:
-        raise StoreFetchError(f"{what} answered a redirect ({status}) that was not followed",
-                              status=status)
+        raise StoreFetchError(
+            f"{what} answered a redirect ({status}) that was not followed", status=status
+        )
     if status == 429:
         wait = parse_retry_after(resp.headers.get("Retry-After"), None)
-        raise StoreFetchError(f"{what} API answered 429 (rate limited)", status=429,
-                              retry_after=max(0.5, wait if wait is not None else 1.0))
+        raise StoreFetchError(
+            f"{what} API answered 429 (rate limited)",
+            status=429,
+            retry_after=max(0.5, wait if wait is not None else 1.0),
+        )
     if not 200 <= status < 300:
-        raise StoreFetchError(f"{what} API answered {status}{error_code(resp)}",
-                              permanent=400 <= status < 500 and status not in RETRYABLE_4XX,
-                              status=status)
+        raise StoreFetchError(
+            f"{what} API answered {status}{error_code(resp)}",
+            permanent=400 <= status < 500 and status not in RETRYABLE_4XX,
+            status=status,
+        )
     try:
         return resp.json(), resp
     except ValueError:
-        raise StoreFetchError(f"{what} answered malformed JSON (an HTML page?)",
-                              permanent=True) from None
+        raise StoreFetchError(
+            f"{what} answered malformed JSON (an HTML page?)", permanent=True
+        ) from None
 
 
 def error_code(resp: requests.Response) -> str:
@@ -158,14 +186,16 @@ def error_code(resp: requests.Response) -> str:
     return f" {code[:80]}" if isinstance(code, str) and code.isprintable() else ""
 
 
-def get(session: requests.Session, url: str, what: str, *,
-        gone: Gone | None = None) -> tuple[Any, requests.Response] | None:
+def get(
+    session: requests.Session, url: str, what: str, *, gone: Gone | None = None
+) -> tuple[Any, requests.Response] | None:
     """GET JSON; None when `gone` says the resource does not exist (see `request`)."""
     return request(session, "GET", url, what, gone=gone)
 
 
-def get_json(session: requests.Session, url: str, what: str, *,
-             gone: Gone | None = None) -> dict[str, Any] | None:
+def get_json(
+    session: requests.Session, url: str, what: str, *, gone: Gone | None = None
+) -> dict[str, Any] | None:
     """GET a JSON object; None when `gone` says the resource does not exist."""
     got = get(session, url, what, gone=gone)
     if got is None:
@@ -175,13 +205,15 @@ def get_json(session: requests.Session, url: str, what: str, *,
     return got[0]
 
 
-def _normalized(normalize: Callable[[dict[str, Any], str], Product], data: dict[str, Any],
-                pid: str, what: str) -> Product:
+def _normalized(
+    normalize: Callable[[dict[str, Any], str], Product], data: dict[str, Any], pid: str, what: str
+) -> Product:
     try:
         return normalize(data, pid)
     except BadPayload as e:
-        raise StoreFetchError(f"{what} product has an unexpected shape: {e}",
-                              permanent=True) from None
+        raise StoreFetchError(
+            f"{what} product has an unexpected shape: {e}", permanent=True
+        ) from None
 
 
 def woocommerce_session(store: StoreConfig) -> StoreSession:
@@ -207,17 +239,22 @@ def shopify_session(store: StoreConfig) -> StoreSession:
     return session
 
 
-def woocommerce_pages(session: requests.Session, url: str, what: str, *,
-                      gone: Gone | None = None, max_pages: int | None = None,
-                      per_page: int = WOO_PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+def woocommerce_pages(
+    session: requests.Session,
+    url: str,
+    what: str,
+    *,
+    gone: Gone | None = None,
+    max_pages: int | None = None,
+    per_page: int = WOO_PAGE_SIZE,
+) -> Iterator[list[dict[str, Any]]]:
     """The pages of a WooCommerce list (`per_page`, `page` N), until `X-WP-TotalPages`
     (else a short page) says it ended; ends early when `gone` says the resource is gone.
     Past `max_pages` it is refused as a runaway listing."""
     sep = "&" if "?" in url else "?"
     page = 1
     while max_pages is None or page <= max_pages:
-        got = request(session, "GET", f"{url}{sep}per_page={per_page}&page={page}", what,
-                      gone=gone)
+        got = request(session, "GET", f"{url}{sep}per_page={per_page}&page={page}", what, gone=gone)
         if got is None:
             return
         data, resp = got
@@ -231,22 +268,29 @@ def woocommerce_pages(session: requests.Session, url: str, what: str, *,
         if page >= pages or not data:
             return
         page += 1
-    raise StoreFetchError(f"{what} lists more than {per_page * (max_pages or 0)} items",
-                          permanent=True)
+    raise StoreFetchError(
+        f"{what} lists more than {per_page * (max_pages or 0)} items", permanent=True
+    )
 
 
-def woocommerce_variations(session: requests.Session, store: StoreConfig,
-                           pid: str) -> list[dict[str, Any]]:
+def woocommerce_variations(
+    session: requests.Session, store: StoreConfig, pid: str
+) -> list[dict[str, Any]]:
     """Every variation of a variable product (`/products/<id>/variations`). A parent deleted
     meanwhile lists none."""
     url = f"{store.woocommerce_products_url}/{int(pid)}/variations"
-    return [v for page in woocommerce_pages(session, url, "WooCommerce variations",
-                                            gone=woocommerce_gone, max_pages=WOO_MAX_PAGES)
-            for v in page]
+    return [
+        v
+        for page in woocommerce_pages(
+            session, url, "WooCommerce variations", gone=woocommerce_gone, max_pages=WOO_MAX_PAGES
+        )
+        for v in page
+    ]
 
 
-def woocommerce_product(session: requests.Session, store: StoreConfig,
-                        data: dict[str, Any], pid: str) -> Product:
+def woocommerce_product(
+    session: requests.Session, store: StoreConfig, data: dict[str, Any], pid: str
+) -> Product:
     """A WooCommerce product as the storefront prices it: a variable product on sale (or
     without a regular price) is priced from its variations (docs/design.md, WooCommerce
     variable products)."""
@@ -306,16 +350,19 @@ def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
     base = store.bigcommerce_products_url
 
     def fetch(pid: str) -> Product | None:
-        data = get_json(session, f"{base}/{int(pid)}?include=variants,images", "BigCommerce",
-                        gone=bigcommerce_gone)
+        data = get_json(
+            session,
+            f"{base}/{int(pid)}?include=variants,images",
+            "BigCommerce",
+            gone=bigcommerce_gone,
+        )
         if data is None:
             return None
         product = data.get("data")
         if not isinstance(product, dict):
             raise StoreFetchError("BigCommerce answered without data", permanent=True)
         storefront = bigcommerce_storefront(session, store)
-        return _normalized(partial(normalize, storefront=storefront), product, pid,
-                           "BigCommerce")
+        return _normalized(partial(normalize, storefront=storefront), product, pid, "BigCommerce")
 
     return fetch
 

@@ -58,13 +58,23 @@ class Shopify(HmacPlatform):
             delivery = hashlib.sha256(body).hexdigest()
         dedupe = f"shopify|{shop}|{topic}|{delivery}"
         if topic == "products/delete":
-            return Event(store.id, self.name, topic, pid,
-                         delete_version(payload, headers.get("X-Shopify-Triggered-At"), now),
-                         "delete", dedupe)
-        version = tie_break(parse_time(payload.get("updated_at"), "updated_at"),
-                            headers.get("X-Shopify-Triggered-At"), now)
-        return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
-                     normalize(payload, pid))
+            return Event(
+                store.id,
+                self.name,
+                topic,
+                pid,
+                delete_version(payload, headers.get("X-Shopify-Triggered-At"), now),
+                "delete",
+                dedupe,
+            )
+        version = tie_break(
+            parse_time(payload.get("updated_at"), "updated_at"),
+            headers.get("X-Shopify-Triggered-At"),
+            now,
+        )
+        return Event(
+            store.id, self.name, topic, pid, version, "upsert", dedupe, normalize(payload, pid)
+        )
 
 
 def delete_version(payload: dict[str, Any], triggered_at: str | None, now: float) -> int:

@@ -80,8 +80,9 @@ class AdminClient:
     """POSTs GraphQL to one store. `wait` (catalog reads) sleeps out throttling; without it
     (the worker) a throttled query raises `Throttled`."""
 
-    def __init__(self, store: StoreConfig, *, wait: bool = False,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, store: StoreConfig, *, wait: bool = False, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.session = shopify_session(store)
         self.url = graphql_url(store)
         self.wait = wait
@@ -112,8 +113,9 @@ class AdminClient:
         return _seconds_until(self.requested, t)
 
     def _once(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        got = request(self.session, "POST", self.url, "Shopify",
-                      body={"query": query, "variables": variables})
+        got = request(
+            self.session, "POST", self.url, "Shopify", body={"query": query, "variables": variables}
+        )
         body = got[0] if got else None
         if not isinstance(body, dict):
             raise StoreFetchError("Shopify answered a non-object", permanent=True)
@@ -145,15 +147,17 @@ class AdminClient:
             return Throttled("Shopify throttled the query", max(wait, 0.5))
         message = str(first.get("message") or code or "error")[:200]
         # Shopify's own failures retry; anything about the query or access will not heal.
-        return StoreFetchError(f"Shopify GraphQL error: {message}",
-                               permanent=code != "INTERNAL_SERVER_ERROR")
+        return StoreFetchError(
+            f"Shopify GraphQL error: {message}", permanent=code != "INTERNAL_SERVER_ERROR"
+        )
 
     # -- products --------------------------------------------------------------------------
 
     def product(self, pid: str) -> Product | None:
         """The product as Shopify has it now; None when it no longer exists."""
-        data = self.run(PRODUCT_QUERY, {"id": f"{PRODUCT_GID}{int(pid)}",
-                                        "variants": VARIANTS_PER_PRODUCT})
+        data = self.run(
+            PRODUCT_QUERY, {"id": f"{PRODUCT_GID}{int(pid)}", "variants": VARIANTS_PER_PRODUCT}
+        )
         node = data.get("product")
         if node is None:
             return None
@@ -161,16 +165,23 @@ class AdminClient:
         try:
             return normalize_admin(to_rest(node), pid)
         except BadPayload as e:
-            raise StoreFetchError(f"Shopify product has an unexpected shape: {e}",
-                                  permanent=True) from None
+            raise StoreFetchError(
+                f"Shopify product has an unexpected shape: {e}", permanent=True
+            ) from None
 
     def _all_variants(self, node: dict[str, Any]) -> None:
         """Pages through the rest of a product's variants (more than a query's page)."""
         page = node.get("variants") or {}
         nodes = list(page.get("nodes") or [])
         while (page.get("pageInfo") or {}).get("hasNextPage"):
-            data = self.run(PRODUCT_QUERY, {"id": node["id"], "variants": VARIANTS_PER_PRODUCT,
-                                            "variantsAfter": page["pageInfo"]["endCursor"]})
+            data = self.run(
+                PRODUCT_QUERY,
+                {
+                    "id": node["id"],
+                    "variants": VARIANTS_PER_PRODUCT,
+                    "variantsAfter": page["pageInfo"]["endCursor"],
+                },
+            )
             page = (data.get("product") or {}).get("variants") or {}
             nodes.extend(page.get("nodes") or [])
         node["variants"] = {"nodes": nodes}
@@ -179,8 +190,7 @@ class AdminClient:
         data = self.run(COUNT_QUERY)
         got = (data.get("productsCount") or {}).get("count")
         if not isinstance(got, int):
-            raise StoreFetchError("Shopify answered productsCount without a count",
-                                  permanent=True)
+            raise StoreFetchError("Shopify answered productsCount without a count", permanent=True)
         return got
 
     def pages(self, page_size: int = PRODUCTS_PER_PAGE) -> Iterator[dict[str, Any]]:
@@ -188,8 +198,10 @@ class AdminClient:
         page_size = max(1, min(page_size, PRODUCTS_PER_PAGE))
         after: str | None = None
         while True:
-            data = self.run(PRODUCTS_QUERY, {"first": page_size, "after": after,
-                                             "variants": VARIANTS_PER_LISTED})
+            data = self.run(
+                PRODUCTS_QUERY,
+                {"first": page_size, "after": after, "variants": VARIANTS_PER_LISTED},
+            )
             conn = data.get("products") or {}
             for node in conn.get("nodes") or []:
                 if isinstance(node, dict) and isinstance(node.get("id"), str):
@@ -200,8 +212,9 @@ class AdminClient:
                 return
             after = info.get("endCursor")
 
-    def bulk(self, poll_interval: float = 1.0, timeout: float = BULK_TIMEOUT
-             ) -> Iterator[dict[str, Any]]:
+    def bulk(
+        self, poll_interval: float = 1.0, timeout: float = BULK_TIMEOUT
+    ) -> Iterator[dict[str, Any]]:
         """Every product node, by a bulk operation: start it, poll it, stream its JSONL."""
         data = self.run(BULK_RUN, {"query": BULK_QUERY})
         run = data.get("bulkOperationRunQuery") or {}
@@ -226,7 +239,8 @@ class AdminClient:
                 return node.get("url")  # None: the catalog is empty
             if status not in ("CREATED", "RUNNING"):
                 raise StoreFetchError(
-                    f"Shopify bulk query {status}: {node.get('errorCode') or 'no error code'}")
+                    f"Shopify bulk query {status}: {node.get('errorCode') or 'no error code'}"
+                )
             if time.monotonic() > deadline:
                 raise StoreFetchError("Shopify bulk query did not finish in time")
             self.sleep(interval)
@@ -266,8 +280,9 @@ def bulk_nodes(lines: Iterator[bytes]) -> Iterator[dict[str, Any]]:
         try:
             line = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise StoreFetchError("Shopify bulk result has a malformed line",
-                                  permanent=True) from None
+            raise StoreFetchError(
+                "Shopify bulk result has a malformed line", permanent=True
+            ) from None
         if not isinstance(line, dict):
             continue
         parent = line.pop("__parentId", None)
@@ -297,6 +312,7 @@ def _with_variants(node: dict[str, Any], children: list[dict[str, Any]]) -> dict
 
 # -- GraphQL product -> REST product shape -----------------------------------------------------
 
+
 def to_rest(node: Any) -> dict[str, Any]:
     """A GraphQL product in the webhook's REST shape, so per-store `mapping.add` paths
     (`tags`, `body_html`, ...) and the normalizer read both the same way. Tracking is known
@@ -306,11 +322,15 @@ def to_rest(node: Any) -> dict[str, Any]:
         raise BadPayload("a listed product is not an object")
     variants = []
     nodes = (node.get("variants") or {}).get("nodes") or []
-    for v in sorted((v for v in nodes if isinstance(v, dict)),
-                    key=lambda v: v.get("position") or 0):
+    for v in sorted(
+        (v for v in nodes if isinstance(v, dict)), key=lambda v: v.get("position") or 0
+    ):
         rest: dict[str, Any] = {
-            "id": _legacy(v), "sku": v.get("sku"), "price": v.get("price"),
-            "compare_at_price": v.get("compareAtPrice"), "position": v.get("position"),
+            "id": _legacy(v),
+            "sku": v.get("sku"),
+            "price": v.get("price"),
+            "compare_at_price": v.get("compareAtPrice"),
+            "position": v.get("position"),
             "inventory_quantity": v.get("inventoryQuantity"),
             "inventory_policy": str(v.get("inventoryPolicy") or "").lower() or None,
             "available_for_sale": v.get("availableForSale"),
@@ -320,7 +340,7 @@ def to_rest(node: Any) -> dict[str, Any]:
             rest["inventory_management"] = "shopify" if item["tracked"] else None
         variants.append(rest)
     tags = node.get("tags")
-    image = (((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {})
+    image = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
     return {
         "id": _legacy(node),
         "admin_graphql_api_id": node.get("id"),
@@ -357,4 +377,3 @@ def normalize_admin(rest: dict[str, Any], pid: str) -> Product:
         product.in_stock = any(verdicts)
     product.verify_with = None
     return product
-

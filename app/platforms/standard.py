@@ -85,8 +85,16 @@ class StandardWebhooks:
         dedupe = f"std|{header(headers, 'id')}"
         if kind == "delete":
             return Event(store.id, self.name, payload["type"], pid, version, "delete", dedupe)
-        return Event(store.id, self.name, payload["type"], pid, version, "upsert", dedupe,
-                     normalize(data, pid))
+        return Event(
+            store.id,
+            self.name,
+            payload["type"],
+            pid,
+            version,
+            "upsert",
+            dedupe,
+            normalize(data, pid),
+        )
 
 
 def normalize(d: dict[str, Any], pid: str) -> Product:

@@ -100,8 +100,10 @@ def ensure(platform: Platform, *, check_only: bool = False) -> Plan:
 
 # -- HTTP ----------------------------------------------------------------------------------
 
-def call(session: requests.Session, method: str, url: str, what: str,
-         body: dict[str, Any] | None = None) -> tuple[Any, requests.Response]:
+
+def call(
+    session: requests.Session, method: str, url: str, what: str, body: dict[str, Any] | None = None
+) -> tuple[Any, requests.Response]:
     """One JSON call (`fetch.request`: one line naming the platform and its error code, no
     credentials, no redirect followed with them); a 404 is an error here, never "gone"."""
     got = request(session, method, url, what, body=body)
@@ -158,8 +160,12 @@ class Shopify:
         out: list[Subscription] = []
         after: str | None = None
         while True:
-            conn = _obj(self._gql(SHOPIFY_LIST, {"after": after, "topics": list(self.topics)})
-                        .get("webhookSubscriptions"), self.what)
+            conn = _obj(
+                self._gql(SHOPIFY_LIST, {"after": after, "topics": list(self.topics)}).get(
+                    "webhookSubscriptions"
+                ),
+                self.what,
+            )
             for edge in conn.get("edges") or []:
                 node = _obj((edge or {}).get("node"), self.what)
                 endpoint = node.get("endpoint") or {}
@@ -171,20 +177,21 @@ class Shopify:
             after = info.get("endCursor")
 
     def create(self, topic: str) -> None:
-        data = self._gql(SHOPIFY_CREATE, {"topic": topic,
-                                          "sub": {"uri": self.url, "format": "JSON"}})
+        data = self._gql(
+            SHOPIFY_CREATE, {"topic": topic, "sub": {"uri": self.url, "format": "JSON"}}
+        )
         result = _obj(data.get("webhookSubscriptionCreate"), self.what)
         errors = result.get("userErrors") or []
         if errors:
             msg = "; ".join(str(e.get("message", ""))[:120] for e in errors if isinstance(e, dict))
-            raise StoreFetchError(f"{self.what} refused to create {topic}: {msg}",
-                                    permanent=True)
+            raise StoreFetchError(f"{self.what} refused to create {topic}: {msg}", permanent=True)
 
     def enable(self, sub: Subscription) -> None:  # pragma: no cover - never planned
         raise StoreFetchError(f"{self.what} subscriptions have no disabled state")
 
 
 # -- WooCommerce (REST /wp-json/wc/v3/webhooks) --------------------------------------------
+
 
 class WooCommerce:
     """Webhook objects with `status` active, paused (an admin's choice) or disabled (set by
@@ -202,16 +209,31 @@ class WooCommerce:
         self.secret = store.woocommerce_webhook_secrets[0].get_secret_value()
 
     def list(self) -> list[Subscription]:
-        return [Subscription(str(w.get("id")), str(w.get("topic")),
-                             str(w.get("delivery_url") or ""), str(w.get("status") or ""))
-                for page in woocommerce_pages(self.session, self.base, self.what,
-                                              max_pages=WOO_MAX_PAGES)
-                for w in page]
+        return [
+            Subscription(
+                str(w.get("id")),
+                str(w.get("topic")),
+                str(w.get("delivery_url") or ""),
+                str(w.get("status") or ""),
+            )
+            for page in woocommerce_pages(
+                self.session, self.base, self.what, max_pages=WOO_MAX_PAGES
+            )
+            for w in page
+        ]
 
     def create(self, topic: str) -> None:
-        self._write("POST", self.base, {
-            "name": f"personyze-sync {topic}", "topic": topic, "delivery_url": self.url,
-            "secret": self.secret, "status": "active"})
+        self._write(
+            "POST",
+            self.base,
+            {
+                "name": f"personyze-sync {topic}",
+                "topic": topic,
+                "delivery_url": self.url,
+                "secret": self.secret,
+                "status": "active",
+            },
+        )
 
     def enable(self, sub: Subscription) -> None:
         # The secret is set again too: deliveries our receiver refused (an old secret) are
@@ -224,11 +246,13 @@ class WooCommerce:
         except StoreFetchError as e:
             if e.status != 401:
                 raise
-            raise StoreFetchError(f"{e}: changing webhooks needs a Read/Write key",
-                                    permanent=True) from None
+            raise StoreFetchError(
+                f"{e}: changing webhooks needs a Read/Write key", permanent=True
+            ) from None
 
 
 # -- BigCommerce (REST /stores/{hash}/v3/hooks) --------------------------------------------
+
 
 class BigCommerce:
     """Hooks with `is_active`, set false after 48 h of failed retries or 90 days without an
@@ -246,31 +270,43 @@ class BigCommerce:
     def list(self) -> list[Subscription]:
         out: list[Subscription] = []
         for page in range(1, 1000):
-            data = _obj(call(self.session, "GET", f"{self.base}?page={page}&limit=250",
-                             self.what)[0], self.what)
+            data = _obj(
+                call(self.session, "GET", f"{self.base}?page={page}&limit=250", self.what)[0],
+                self.what,
+            )
             hooks = data.get("data")
             if not isinstance(hooks, list):
-                raise StoreFetchError(f"{self.what} API answered without data",
-                                        permanent=True)
+                raise StoreFetchError(f"{self.what} API answered without data", permanent=True)
             for h in hooks:
                 h = _obj(h, self.what)
-                out.append(Subscription(str(h.get("id")), str(h.get("scope")),
-                                        str(h.get("destination") or ""),
-                                        "active" if h.get("is_active") else "inactive"))
+                out.append(
+                    Subscription(
+                        str(h.get("id")),
+                        str(h.get("scope")),
+                        str(h.get("destination") or ""),
+                        "active" if h.get("is_active") else "inactive",
+                    )
+                )
             pagination = (data.get("meta") or {}).get("pagination") or {}
             if not hooks or page >= int(pagination.get("total_pages") or 1):
                 break
         return out
 
     def create(self, topic: str) -> None:
-        call(self.session, "POST", self.base, self.what,
-             {"scope": topic, "destination": self.url, "is_active": True})
+        call(
+            self.session,
+            "POST",
+            self.base,
+            self.what,
+            {"scope": topic, "destination": self.url, "is_active": True},
+        )
 
     def enable(self, sub: Subscription) -> None:
         call(self.session, "PUT", f"{self.base}/{sub.id}", self.what, {"is_active": True})
 
 
 # -- which platforms a store is configured for ---------------------------------------------
+
 
 def webhook_url(settings: Settings, store: StoreConfig, public_url: str, name: str) -> str:
     """Where the platform delivers. With a STORES_FILE, BigCommerce deliveries name the store
@@ -282,8 +318,7 @@ def webhook_url(settings: Settings, store: StoreConfig, public_url: str, name: s
     return url
 
 
-def platforms(settings: Settings, store: StoreConfig,
-              public_url: str) -> Iterator[Platform | str]:
+def platforms(settings: Settings, store: StoreConfig, public_url: str) -> Iterator[Platform | str]:
     """The store's platforms whose subscriptions we manage; for a platform whose webhooks
     are configured but whose API credentials are not, a line saying what to set."""
     if store.shopify_webhook_secrets:
@@ -295,23 +330,32 @@ def platforms(settings: Settings, store: StoreConfig,
         if store.woocommerce_api:
             yield WooCommerce(store, webhook_url(settings, store, public_url, "woocommerce"))
         else:
-            yield ("woocommerce: set WOOCOMMERCE_URL, WOOCOMMERCE_CONSUMER_KEY and "
-                   "WOOCOMMERCE_CONSUMER_SECRET to manage webhooks")
+            yield (
+                "woocommerce: set WOOCOMMERCE_URL, WOOCOMMERCE_CONSUMER_KEY and "
+                "WOOCOMMERCE_CONSUMER_SECRET to manage webhooks"
+            )
     if store.bigcommerce_webhook_secrets:
         if store.bigcommerce_api:
             yield BigCommerce(store, webhook_url(settings, store, public_url, "bigcommerce"))
         else:
-            yield ("bigcommerce: set BIGCOMMERCE_STORE_HASH and BIGCOMMERCE_ACCESS_TOKEN to "
-                   "manage webhooks")
+            yield (
+                "bigcommerce: set BIGCOMMERCE_STORE_HASH and BIGCOMMERCE_ACCESS_TOKEN to "
+                "manage webhooks"
+            )
 
 
 def redact(text: str, store: StoreConfig) -> str:
     """Belt and braces for anything printed or reported: no credential of the store, even if
     a platform echoed one back in an error."""
-    secrets = [store.shopify_admin_token, store.woocommerce_consumer_key,
-               store.woocommerce_consumer_secret, store.bigcommerce_access_token,
-               *store.woocommerce_webhook_secrets, *store.shopify_webhook_secrets,
-               *store.bigcommerce_webhook_secrets]
+    secrets = [
+        store.shopify_admin_token,
+        store.woocommerce_consumer_key,
+        store.woocommerce_consumer_secret,
+        store.bigcommerce_access_token,
+        *store.woocommerce_webhook_secrets,
+        *store.shopify_webhook_secrets,
+        *store.bigcommerce_webhook_secrets,
+    ]
     for s in secrets:
         value = s.get_secret_value() if s else ""
         if len(value) >= 4:
@@ -325,8 +369,10 @@ def describe(found: Plan, *, check_only: bool) -> str:
     if found.create:
         parts.append(("missing " if check_only else "created ") + ", ".join(found.create))
     if found.enable:
-        parts.append(("disabled " if check_only else "re-enabled ")
-                     + ", ".join(s.topic for s in found.enable))
+        parts.append(
+            ("disabled " if check_only else "re-enabled ")
+            + ", ".join(s.topic for s in found.enable)
+        )
     if found.held:
         parts.append("paused by an admin (left as is) " + ", ".join(s.topic for s in found.held))
     if found.healthy:
@@ -348,12 +394,14 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.problem is None and self.plan is not None \
-            and self.plan.ok
+        return (
+            self.error is None and self.problem is None and self.plan is not None and self.plan.ok
+        )
 
 
-def connect_store(settings: Settings, store: StoreConfig, public_url: str, *,
-                  check_only: bool = False) -> list[Outcome]:
+def connect_store(
+    settings: Settings, store: StoreConfig, public_url: str, *, check_only: bool = False
+) -> list[Outcome]:
     """Check (and unless `check_only`, repair) every platform of one store; an error on one
     platform does not stop the others."""
     out: list[Outcome] = []

@@ -72,8 +72,9 @@ class WooCommerce(HmacPlatform):
             # second make the dedupe key.
             refuse_replayed_delete(payload)
             dedupe = f"woo|{source}|{pid}|deleted|{int(now)}"
-            return Event(store.id, self.name, topic, pid, int(now * 1_000_000), "delete",
-                         dedupe, settle=True)
+            return Event(
+                store.id, self.name, topic, pid, int(now * 1_000_000), "delete", dedupe, settle=True
+            )
         modified = payload.get("date_modified_gmt")
         version = parse_time(modified, "date_modified_gmt")
         dedupe = f"woo|{source}|{pid}|{modified}"
@@ -85,22 +86,24 @@ class WooCommerce(HmacPlatform):
             # counts whole seconds: two changes in one second would look like one).
             if not store.woocommerce_api:
                 return Ignore("variation")
-            return Event(store.id, self.name, topic, str(parent), int(now * 1_000_000),
-                         "refresh", dedupe)
+            return Event(
+                store.id, self.name, topic, str(parent), int(now * 1_000_000), "refresh", dedupe
+            )
         if store.woocommerce_api and needs_variations(payload):
             # Priced from its variations, which the worker reads (docs/design.md, WooCommerce
             # variable products); ordered by arrival like the variation refreshes above.
-            return Event(store.id, self.name, topic, pid, int(now * 1_000_000), "refresh",
-                         dedupe)
-        return Event(store.id, self.name, topic, pid, version, "upsert", dedupe,
-                     normalize(payload, pid))
+            return Event(store.id, self.name, topic, pid, int(now * 1_000_000), "refresh", dedupe)
+        return Event(
+            store.id, self.name, topic, pid, version, "upsert", dedupe, normalize(payload, pid)
+        )
 
 
 def needs_variations(p: dict[str, Any]) -> bool:
     """A variable product's own `price` is its lowest active price and its `regular_price` is
     empty, so a sale cannot be told from the parent alone: its variations are read."""
-    return p.get("type") == "variable" and (p.get("on_sale") is True
-                                            or p.get("regular_price") in ("", None))
+    return p.get("type") == "variable" and (
+        p.get("on_sale") is True or p.get("regular_price") in ("", None)
+    )
 
 
 def variation_prices(variations: list[dict[str, Any]]) -> tuple[Decimal, Decimal] | None:
@@ -127,15 +130,20 @@ def variations_inventory(variations: list[dict[str, Any]]) -> int | None:
     all of them reports it itself)."""
     total: int | None = None
     for i, v in enumerate(variations):
-        if isinstance(v, dict) and v.get("manage_stock") is True \
-                and v.get("status", "publish") == "publish":
-            total = (total or 0) + (integer(v.get("stock_quantity"),
-                                            f"variations[{i}].stock_quantity") or 0)
+        if (
+            isinstance(v, dict)
+            and v.get("manage_stock") is True
+            and v.get("status", "publish") == "publish"
+        ):
+            total = (total or 0) + (
+                integer(v.get("stock_quantity"), f"variations[{i}].stock_quantity") or 0
+            )
     return total
 
 
-def normalize(p: dict[str, Any], pid: str,
-              variations: list[dict[str, Any]] | None = None) -> Product:
+def normalize(
+    p: dict[str, Any], pid: str, variations: list[dict[str, Any]] | None = None
+) -> Product:
     """A REST API v3 product -> Product. `variations` (when read) price a variable product:
     lowest regular price -> `price`, lowest active price -> `sale_price`. Without them a
     variable product shows its lowest active price as both (no sale)."""

@@ -105,7 +105,8 @@ def _headers(resp: Response) -> Response:
         resp.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
+            "frame-ancestors 'none'; base-uri 'none'",
+        )
     return resp
 
 
@@ -121,9 +122,15 @@ def login():
         if hmac.compare_digest(given, _token()):
             issued = str(int(time.time()))
             resp = redirect(url_for("admin.page"), 303)
-            resp.set_cookie(COOKIE, f"{issued}.{_mac('session', issued)}",
-                            max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
-                            secure=_https(), path="/admin")
+            resp.set_cookie(
+                COOKIE,
+                f"{issued}.{_mac('session', issued)}",
+                max_age=SESSION_SECONDS,
+                httponly=True,
+                samesite="Strict",
+                secure=_https(),
+                path="/admin",
+            )
             return resp
         error = "Wrong token."
     return render_template("admin/login.html", error=error), 401 if error else 200
@@ -132,8 +139,7 @@ def login():
 @bp.post("/logout")
 def logout():
     resp = redirect(url_for("admin.login"), 303)
-    resp.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="Strict",
-                       secure=_https())
+    resp.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="Strict", secure=_https())
     return resp
 
 
@@ -163,12 +169,21 @@ def page():
     stores = []
     for sid in rt.settings.stores:
         view = activity.overview(rt.state, rt.settings.stores[sid])
-        view.update(id=sid, recent=activity.recent(rt.state, sid, RECENT_SHOWN),
-                    dead=_dlq_page(rt, sid, DLQ_SHOWN))
+        view.update(
+            id=sid,
+            recent=activity.recent(rt.state, sid, RECENT_SHOWN),
+            dead=_dlq_page(rt, sid, DLQ_SHOWN),
+        )
         stores.append(view)
-    return render_template("admin/index.html", stores=stores, csrf=csrf_token(),
-                           note=request.args.get("note", "")[:200], quote=quote,
-                           now=time.time(), by=g.admin_by)
+    return render_template(
+        "admin/index.html",
+        stores=stores,
+        csrf=csrf_token(),
+        note=request.args.get("note", "")[:200],
+        quote=quote,
+        now=time.time(),
+        by=g.admin_by,
+    )
 
 
 @bp.get("/status")
@@ -189,12 +204,13 @@ def dlq_act(store: str, action: str, pid: str | None = None):
     rt = _store(store)
     pids = [pid] if pid is not None else rt.state.dlq_ids(store)
     if action == "purge":
-        result: dict[str, list[str]] = {
-            "purged": [p for p in pids if rt.state.dlq_purge(store, p)]}
+        result: dict[str, list[str]] = {"purged": [p for p in pids if rt.state.dlq_purge(store, p)]}
     else:
         outcomes = {p: rt.state.dlq_replay(store, p) for p in pids}
-        result = {"replayed": [p for p, o in outcomes.items() if o == "replayed"],
-                  "superseded": [p for p, o in outcomes.items() if o == "superseded"]}
+        result = {
+            "replayed": [p for p, o in outcomes.items() if o == "replayed"],
+            "superseded": [p for p, o in outcomes.items() if o == "superseded"],
+        }
         if pid is not None and outcomes[pid] == "missing":
             abort(404, description="no such dead letter")
     if g.admin_by == "cookie":  # a person at the page: back to it, saying what happened

@@ -40,7 +40,8 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ledger = GaugeMetricFamily(
-            "personyze_sync_ledger", "Events by outcome (docs/design.md invariant 8)",
+            "personyze_sync_ledger",
+            "Events by outcome (docs/design.md invariant 8)",
             labels=["store", "outcome"],
         )
         due = GaugeMetricFamily("personyze_sync_due_keys", "Products waiting", labels=["store"])
@@ -49,12 +50,14 @@ class StateCollector(Collector):
         )
         dead = GaugeMetricFamily("personyze_sync_dlq_size", "Dead-letter entries", labels=["store"])
         calls = CounterMetricFamily(
-            "personyze_sync_personyze_calls", "Personyze calls by outcome",
+            "personyze_sync_personyze_calls",
+            "Personyze calls by outcome",
             labels=["store", "outcome"],
         )
         latency = HistogramMetricFamily(
             "personyze_sync_end_to_end_seconds",
-            "Webhook received -> Personyze confirmed the write", labels=["store"],
+            "Webhook received -> Personyze confirmed the write",
+            labels=["store"],
         )
         repairs = CounterMetricFamily(
             "personyze_sync_subscription_repairs",
@@ -64,11 +67,13 @@ class StateCollector(Collector):
         up = GaugeMetricFamily("personyze_sync_redis_up", "Redis answered this scrape")
         paused = GaugeMetricFamily(
             "personyze_sync_account_pause_seconds",
-            "Seconds the store's Personyze account stays paused (0: not paused)", labels=["store"],
+            "Seconds the store's Personyze account stays paused (0: not paused)",
+            labels=["store"],
         )
         failures = GaugeMetricFamily(
             "personyze_sync_account_consecutive_failures",
-            "401s and 503s since the account's last success", labels=["store", "status"],
+            "401s and 503s since the account's last success",
+            labels=["store", "status"],
         )
         extra: list[GaugeMetricFamily] = []
         try:
@@ -100,8 +105,7 @@ class StateCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
-        yield from (ledger, due, age, dead, calls, latency, repairs, paused, failures, up,
-                    *extra)
+        yield from (ledger, due, age, dead, calls, latency, repairs, paused, failures, up, *extra)
 
     def _process_gauges(self) -> list[GaugeMetricFamily]:
         """The scheduler's heartbeat (it writes it to Redis; alert: stale) and Redis memory
@@ -110,19 +114,21 @@ class StateCollector(Collector):
         out = []
         beat = last_heartbeat(self.rt.redis, self.rt.settings.key_prefix)
         if beat is not None:
-            g = GaugeMetricFamily("personyze_sync_scheduler_heartbeat_timestamp_seconds",
-                                  "When a scheduler last turned its dispatcher loop (unix time)")
+            g = GaugeMetricFamily(
+                "personyze_sync_scheduler_heartbeat_timestamp_seconds",
+                "When a scheduler last turned its dispatcher loop (unix time)",
+            )
             g.add_metric([], beat)
             out.append(g)
         try:
             info = self.rt.redis.info("memory")
         except redis.ResponseError:  # a managed Redis that refuses INFO
             return out
-        used = GaugeMetricFamily("personyze_sync_redis_memory_used_bytes",
-                                 "Redis used_memory")
+        used = GaugeMetricFamily("personyze_sync_redis_memory_used_bytes", "Redis used_memory")
         used.add_metric([], float(info.get("used_memory", 0)))
-        cap = GaugeMetricFamily("personyze_sync_redis_memory_max_bytes",
-                                "Redis maxmemory (0: no limit set)")
+        cap = GaugeMetricFamily(
+            "personyze_sync_redis_memory_max_bytes", "Redis maxmemory (0: no limit set)"
+        )
         cap.add_metric([], float(info.get("maxmemory", 0)))
         return [*out, used, cap]
 

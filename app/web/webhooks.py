@@ -51,8 +51,11 @@ class Answer(NamedTuple):
     def __call__(self, environ: dict, start_response) -> list[bytes]:
         start_response(
             f"{self.status} {HTTP_STATUS_CODES[self.status]}",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(self.body))),
-             *self.headers],
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(self.body))),
+                *self.headers,
+            ],
         )
         return [self.body]
 
@@ -174,9 +177,14 @@ class WebhookApp:
             resp = resp._replace(headers=(("Allow", "POST"),))
         else:
             try:
-                resp = receive(self.rt, Request(environ), platform,
-                               parts[1] if len(parts) == 2 else None)
+                resp = receive(
+                    self.rt, Request(environ), platform, parts[1] if len(parts) == 2 else None
+                )
             except RequestEntityTooLarge:
-                resp = _answer(413, "request_entity_too_large", platform,
-                               f"body over {self.rt.settings.max_body_bytes} bytes")
+                resp = _answer(
+                    413,
+                    "request_entity_too_large",
+                    platform,
+                    f"body over {self.rt.settings.max_body_bytes} bytes",
+                )
         return resp(environ, start_response)
