@@ -60,21 +60,14 @@ def install_cleanup() -> None:
     signal.signal(signal.SIGHUP, _exit_on_signal)
 
 
-def spawn(cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None):
+def spawn(
+    cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `cmd` in its own session (its whole process tree can be killed at once)."""
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-    try:
+    with open(log or os.devnull, "wb") as out:  # the child holds its own copy
         proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    finally:
-        if log:
-            out.close()
     _children.append(proc)
     return proc
 
@@ -113,9 +106,9 @@ def redis_url() -> str:
 
 
 def new_prefix(tag: str) -> str:
-    """A KEY_PREFIX of this run; its keys and its Celery queue `<prefix>-sync` are deleted at
-    exit (they matter where REDIS_URL names a shared Redis)."""
-    prefix = f"bench-{tag}-{uuid.uuid4().hex[:8]}"
+    """A KEY_PREFIX of this run, `tag` and 6 random hex digits; its keys and its Celery queue
+    `<prefix>-sync` are deleted at exit (they matter where REDIS_URL names a shared Redis)."""
+    prefix = f"{tag}{uuid.uuid4().hex[:6]}"
     url = redis_url()
     _finally.append(lambda: delete_keys(url, prefix))
     return prefix
@@ -132,7 +125,9 @@ def delete_keys(url: str, prefix: str) -> int:
     return n
 
 
-def service_env(url: str, prefix: str, personyze_url: str, api_key: str, **extra: Any):
+def service_env(
+    url: str, prefix: str, personyze_url: str, api_key: str, **extra: Any
+) -> dict[str, str]:
     """The environment of one Shopify store as the README's configuration table names it;
     `extra` adds settings by their lower-case names (e.g. personyze_rate_limit=19)."""
     drop = ("SHOPIFY_", "PERSONYZE_", "WOOCOMMERCE_", "BIGCOMMERCE_", "STANDARD_", "SENTRY_")
@@ -151,22 +146,19 @@ def service_env(url: str, prefix: str, personyze_url: str, api_key: str, **extra
     return env
 
 
-def gunicorn_settings(env: dict[str, str]) -> str:
-    """The worker class, workers and threads deploy/gunicorn.conf.py gives in `env`."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def gunicorn_settings() -> str:
+    """The worker class, workers and threads deploy/gunicorn.conf.py gives the children (they
+    inherit WEB_WORKER_CLASS, WEB_CONCURRENCY and WEB_THREADS from this environment)."""
+    conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
     cls = conf["worker_class"]
     if cls == "sync" and conf["threads"] > 1:
         cls = "gthread"  # as gunicorn itself switches
     return f"{cls} x {conf['workers']} workers x {conf['threads']} threads"
 
 
-def start_web(env: dict[str, str], app: str = "app:create_app()", log: Path | None = None):
+def start_web(
+    env: dict[str, str], app: str = "app:create_app()", log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """gunicorn with deploy/gunicorn.conf.py, as the Procfile's web line; returns (proc, url)
     once /healthz answers."""
     port = free_port()

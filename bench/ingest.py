@@ -150,14 +150,14 @@ def main() -> int:
 
     install_cleanup()
     url = redis_url()
-    prefix = new_prefix("ingest")
+    prefix = new_prefix("bench-ingest-")
     state = State(redis.Redis.from_url(url), prefix)
     # the webhook path never calls Personyze: nothing needs to listen there
     env = service_env(url, prefix, "http://127.0.0.1:9/rest", DEFAULT_API_KEY)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     wrk_threads = 2
     print(
-        f"ingest bench: gunicorn -c deploy/gunicorn.conf.py ({gunicorn_settings(env)}) for "
+        f"ingest bench: gunicorn -c deploy/gunicorn.conf.py ({gunicorn_settings()}) for "
         f"both servers, wrk -t{wrk_threads} -c{args.connections}, {rounds} rounds of "
         f"{duration} s each, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
         f"code {commit()}"
