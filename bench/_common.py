@@ -177,31 +177,9 @@ def start_web(
 
 # -- webhooks ----------------------------------------------------------------------------------
 
-_WORDS = (
-    "soft",
-    "organic",
-    "cotton",
-    "tee",
-    "classic",
-    "fit",
-    "breathable",
-    "fabric",
-    "everyday",
-    "wear",
-    "premium",
-    "stitching",
-    "durable",
-    "lightweight",
-    "travel",
-    "ready",
-    "machine",
-    "washable",
-    "recycled",
-    "limited",
-    "edition",
-    "ribbed",
-    "collar",
-)
+_TEXT = """soft organic cotton tee classic fit breathable fabric everyday wear premium
+stitching durable lightweight travel ready machine washable recycled limited edition collar"""
+_WORDS = _TEXT.split()
 _COLORS = ("Black", "White", "Navy", "Olive", "Sand", "Red", "Grey", "Teal")
 _SIZES = ("XS", "S", "M", "L", "XL", "XXL")
 
@@ -264,7 +242,7 @@ def product(
     }
 
 
-def signed(body: bytes, event_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(body: bytes) -> tuple[bytes, dict[str, str]]:
     """A products/update delivery as Shopify signs it (HMAC-SHA256 of the body, base64)."""
     digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
     return body, {
@@ -272,7 +250,7 @@ def signed(body: bytes, event_id: str | None = None) -> tuple[bytes, dict[str, s
         "X-Shopify-Topic": "products/update",
         "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
         "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
         "X-Shopify-Webhook-Id": str(uuid.uuid4()),
         "X-Shopify-Triggered-At": T0.isoformat(),
     }
