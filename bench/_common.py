@@ -16,6 +16,7 @@ import os
 import random
 import runpy
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,8 +29,6 @@ from typing import Any
 
 import redis
 import requests
-
-from app.core.redisconn import answers, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -82,6 +81,18 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
             return
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(redis.RedisError):
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
+    return False
+
+
 _redis: list[str] = []
 
 
@@ -97,7 +108,7 @@ def redis_url() -> str:
         proc = spawn([*cmd, "--appendonly", "no", "--dir", workdir])
         url = f"redis://127.0.0.1:{port}/0"
         end = time.monotonic() + 10
-        while not answers(url):
+        while not _answers(url):
             if proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
