@@ -32,11 +32,9 @@ lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 
 bench: $(STAMP_TEST)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/sync.py
-	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/listing.py
-	$(BIN)/python bench/shopify.py
+	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+	$(BIN)/python -m bench.sync $(BENCH_ARGS)
+	$(BIN)/python -m bench.memory $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

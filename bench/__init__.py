@@ -1,1 +1,2 @@
-"""Benchmarks (numbers, not pass/fail tests): `python bench/ingest.py`, `python bench/sync.py`."""
+"""Benchmarks print figures and never pass or fail: `python -m bench.ingest`, `bench.sync`,
+`bench.memory` (`make bench` runs the three)."""

@@ -13,10 +13,10 @@ the workers run), and reads Redis's `used_memory` (INFO memory) before and after
 It also prints the `MEMORY USAGE` of each kind of key, averaged, and how the product state is
 encoded. Compare two designs by running this file from each checkout against the same Redis.
 
-    .venv/bin/python bench/memory.py [--products 50000] [--deliveries 100000]
+    .venv/bin/python -m bench.memory [--quick] [--products 50000] [--deliveries 100000]
 
-Without REDIS_URL it starts a redis-server of its own (bench/_common.py): other clients'
-writes would count in used_memory. Every key of the run is deleted at the end.
+Without REDIS_URL it starts a redis-server of its own: other clients' writes would count in
+used_memory. Every key of the run is deleted at the end.
 """
 
 from __future__ import annotations
@@ -27,20 +27,13 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from bench._common import (
-    at_exit,
-    cleanup_prefix,
-    install_cleanup,
-    realistic_product,
-    redis_url,
-    tree_state,
-)
+from app.core.model import Event
+from app.core.state import State
+from app.platforms.shopify import normalize
+from bench._common import commit, install_cleanup, new_prefix, product, redis_url
 
 STORE = "default"
 FIRST_ID = 8_000_000_000_000  # 13-digit ids, as current Shopify product ids are
@@ -67,24 +60,20 @@ def by_kind(r: redis.Redis, prefix: str) -> dict[str, tuple[int, int, str]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--products", type=int, default=50_000)
-    ap.add_argument("--deliveries", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="10k products, 20k deliveries")
+    ap.add_argument("--products", type=int, help="(50000; quick 10000)")
+    ap.add_argument("--deliveries", type=int, help="(100000; quick 20000)")
     args = ap.parse_args()
     install_cleanup()
-
-    from app.core.model import Event
-    from app.core.state import State
-    from app.platforms.shopify import normalize
-
     url = redis_url()
     r = redis.Redis.from_url(url)
-    prefix = f"bm{uuid.uuid4().hex[:6]}"  # as short as the default `psync`
-    at_exit(lambda: cleanup_prefix(url, prefix))
-    state = State(r, prefix)
-    n, d = args.products, args.deliveries
+    state = State(r, new_prefix("bm"))  # as short as the default `psync`
+    prefix = state.keys.prefix
+    n = args.products or (10_000 if args.quick else 50_000)
+    d = args.deliveries or (20_000 if args.quick else 100_000)
     print(
         f"memory bench: Redis {url} ({r.info('server')['redis_version']}), code "
-        f"{tree_state()}, {n} products, {d} deliveries of known products"
+        f"{commit()}, {n} products, {d} deliveries of known products"
     )
 
     rng = random.Random(7)
@@ -92,8 +81,7 @@ def main() -> int:
 
     v0 = 1_767_268_800_000_000
     docs = [
-        normalize(realistic_product(FIRST_ID + i, rng), str(FIRST_ID + i))
-        for i in range(min(n, 200))
+        normalize(product(FIRST_ID + i, rng), str(FIRST_ID + i)) for i in range(min(n, 200))
     ]  # normalizing dominates; reuse 200 distinct docs
 
     def ingest(i: int, version: int, eid: str) -> None:

@@ -1,245 +1,185 @@
-"""End to end with the sandbox: webhook -> Redis -> scheduler -> Celery -> Personyze sandbox.
+"""End to end: webhook -> Redis -> scheduler -> Celery -> the Personyze sandbox.
 
-Everything runs as deployed: the app under gunicorn (deploy/gunicorn.conf.py with its defaults
-or WEB_WORKER_CLASS, WEB_CONCURRENCY, WEB_THREADS from the environment), `celery worker`
-processes, `personyze-sync scheduler`, and the sandbox (in this process, so each write is seen
-with the product it carries: the sandbox's request_log entry is recorded together with the
-`internal_id` of the row written).
+The service runs as the Procfile runs it: gunicorn `app:create_app()` (deploy/gunicorn.conf.py),
+`celery -A workers.celery_app:celery worker` and `personyze-sync scheduler`, configured by
+environment variables. The sandbox (the package `sandbox`, as `personyze-sync sandbox` serves
+it) runs in this process so that each committed write is seen with the product it wrote.
 
-  (i)   unthrottled latency, webhook 200 -> sandbox write, at a modest arrival rate;
-  (ii)  saturated: sandbox rate limit R, PERSONYZE_RATE_LIMIT = 0.95 R, a backlog, 4 workers;
-  (iii) bursty trace: bursts of updates per product, PRODUCT_COOLDOWN_SECONDS coalescing;
-  (iv)  slow Personyze: the workers, not the limit, are the bottleneck (sandbox latency
-        250 ms, limit 100/s, one worker of concurrency 4, 1500 new products at once): the
-        Celery queue's peak, what it still holds when every product is synced, messages
-        published per write (LPUSH calls in INFO commandstats), and
-        the sync time.
+  (i)   unthrottled: webhook 200 -> sandbox write, Poisson arrivals under the limit;
+  (ii)  saturated: sandbox limit R, PERSONYZE_RATE_LIMIT 0.95 R, a backlog: the achieved
+        write rate as a fraction of the configured limit;
+  (iii) bursts of 5-20 updates per product 10-100 ms apart: writes per webhook with the
+        default PRODUCT_COOLDOWN_SECONDS;
+  (iv)  slow Personyze (answers in 250 ms, limit 100/s, one worker of concurrency 4, 1500 new
+        products at once): the Celery queue's peak, what it holds when every product is
+        synced, messages published per write (LPUSH calls in INFO commandstats);
+  (v)   the `--delete-missing` listing of 10,000 Personyze rows: requests it takes, and its
+        pace through the account's rate limiter (app.core.ratelimit) against a sandbox
+        limiting at R, as a fraction of the configured 0.95 R.
 
-    .venv/bin/python bench/sync.py [--quick] [--only i,ii,iii,iv]
+    .venv/bin/python -m bench.sync [--quick] [--only i,ii,iii,iv,v]
 
-Targets (issue): p50 <= 50 ms and p99 <= 500 ms unthrottled; >= 0.95 of the limit saturated;
-(iv) queue peak <= 100, <= 20 messages left, <= 1.1 messages per write (issue 9).
-Redis: REDIS_URL if set, else a redis-server of its own; every key of the run is deleted.
+Redis: REDIS_URL if set, else a redis-server of its own ((iv) counts every LPUSH the server
+sees: give it a Redis nobody else uses).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from typing import Any, TypeVar
 
 import orjson
+import redis
 import requests
+from pydantic import SecretStr
 
+from app.config import PersonyzeAccount
+from app.core.ratelimit import AccountLimiter
+from app.core.state import Keys, State, ledger_balance
+from app.personyze import PersonyzeClient, PersonyzeUnavailable
 from bench._common import (
-    ROOT,
-    SANDBOX_KEY,
-    SHOP,
-    SHOPIFY_SECRET,
-    at_exit,
-    cleanup_prefix,
-    cleanup_shared,
-    effective_worker_class,
+    BIN,
+    commit,
     gunicorn_settings,
     install_cleanup,
-    kill_group,
     new_prefix,
     pct,
-    realistic_product,
+    product,
     redis_url,
-    shared_absent,
-    shopify_request,
-    start_gunicorn,
+    service_env,
+    signed,
+    spawn,
+    start_web,
+    stop,
     summary_ms,
-    track,
-    tree_state,
 )
+from sandbox import DEFAULT_API_KEY, Sandbox, Store
 
 STORE = "default"
-# deploy/gunicorn.conf.py in this environment: (worker class, workers, threads)
-WEB = gunicorn_settings()
+T = TypeVar("T")
+
+
+class WriteLog(Store):
+    """The sandbox's tables, noting each committed product write with its internal_id (the
+    sandbox's request log has no bodies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[float, str]] = []
+
+    def insert(self, obj: str, data: dict[str, Any]) -> int:
+        rid = super().insert(obj, data)
+        if obj == "products":
+            self.writes.append((time.time(), str(data.get("internal_id"))))
+        return rid
 
 
 class Stack:
-    """Sandbox + web + (later) workers and scheduler for one scenario, with its own KEY_PREFIX
-    and SYNC_QUEUE; `close()` stops every process (as a group) and deletes the keys."""
+    """The sandbox and the service for one scenario, with its own KEY_PREFIX and SYNC_QUEUE."""
 
-    def __init__(self, tag: str, faults: dict, **overrides) -> None:
-        from app.config import load_settings
-        from app.runtime import build
-        from sandbox import Sandbox
-        from sandbox.server import LogEntry
-        from tests.servers import settings_env
-
-        self.prefix = new_prefix(tag)
+    def __init__(self, tag: str, faults: dict[str, Any], **settings: Any) -> None:
         self.url = redis_url()
-        self.procs: list[subprocess.Popen] = []
-        self.web = None
-        self.tmp = tmp = Path(tempfile.mkdtemp(prefix=f"bench-sync-{tag}-"))
-        at_exit(lambda: shutil.rmtree(tmp, ignore_errors=True))
-        self.sandbox = sb = Sandbox(api_key=SANDBOX_KEY, port=0, **faults).start()
-
-        # Each write as the sandbox logs it, with the product id it wrote (same handler thread).
-        self.writes: list[tuple[float, str | None, int]] = []
-        tls = threading.local()
-        insert = sb.store.insert
-
-        def insert_hook(obj, data):
-            tls.iid = data.get("internal_id")
-            return insert(obj, data)
-
-        def record_hook(method, path, status):
-            with sb._log_lock:
-                entry = LogEntry(time.time(), method, path, status)
-                sb.request_log.append(entry)
-            if method == "POST":
-                self.writes.append((entry.time, getattr(tls, "iid", None), status))
-                tls.iid = None
-
-        sb.store.insert = insert_hook
-        sb.record = record_hook
-
-        self.settings = load_settings(
-            redis_url=self.url,
-            key_prefix=self.prefix,
-            sync_queue=f"{self.prefix}-sync",
-            shopify_webhook_secret=SHOPIFY_SECRET,
-            shopify_shop_domain=SHOP,
-            personyze_api_key=SANDBOX_KEY,
-            personyze_base_url=sb.url,
-            **overrides,
-        )
-        self.rt = build(self.settings)
-        self.env = settings_env(self.settings)
-        worker_class, workers, threads = WEB
-        self.web = start_gunicorn(self.env, "app:create_app()", workers, threads, worker_class)
-        if self.web.worker_class != effective_worker_class(worker_class, threads):
-            print(f"    (warning: gunicorn reported worker class {self.web.worker_class})")
+        self.prefix = new_prefix(f"bench-{tag}-")
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-sync-{tag}-"))
+        self.store = WriteLog()
+        self.sandbox = Sandbox(api_key=DEFAULT_API_KEY, port=0, **faults)
+        self.sandbox.store = self.store
+        self.sandbox.start()
+        self.env = service_env(self.url, self.prefix, self.sandbox.url, DEFAULT_API_KEY, **settings)
+        self.r = redis.Redis.from_url(self.url)
+        self.state = State(self.r, self.prefix)
+        web, self.web = start_web(self.env, log=self.tmp / "web.log")
+        self.procs = [web]
         self.session = requests.Session()
 
     def start_sync(self, concurrency: int = 4) -> None:
-        """`celery worker` (prefork, as the Procfile) and `personyze-sync scheduler`."""
-        bin_dir = Path(sys.executable).parent
-        for name, cmd in (
-            (
-                "worker",
-                [
-                    str(bin_dir / "celery"),
-                    "-A",
-                    "workers.celery_app:celery",
-                    "worker",
-                    "--concurrency",
-                    str(concurrency),
-                    "--loglevel",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-            ),
-            ("scheduler", [str(bin_dir / "personyze-sync"), "scheduler"]),
-        ):
-            log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-            self.procs.append(
-                track(
-                    subprocess.Popen(
-                        cmd,
-                        cwd=ROOT,
-                        env=self.env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-            )
-            log.close()
-
-    def post(self, payload: dict, session: requests.Session | None = None) -> float:
-        """Send one signed delivery; return the time its 200 came back."""
-        body, headers = shopify_request(orjson.dumps(payload))
-        resp = (session or self.session).post(
-            self.web.url + "/webhooks/shopify", data=body, headers=headers, timeout=10
+        """The Procfile's worker and scheduler lines."""
+        worker = [str(BIN / "celery"), "-A", "workers.celery_app:celery", "worker"]
+        worker += ["--loglevel", "WARNING", "--concurrency", str(concurrency)]
+        worker += ["--without-gossip", "--without-mingle"]
+        env = dict(self.env, REMAP_SIGTERM="SIGQUIT")
+        self.procs.append(spawn(worker, env, self.tmp / "worker.log"))
+        self.procs.append(
+            spawn([str(BIN / "personyze-sync"), "scheduler"], env, self.tmp / "scheduler.log")
         )
-        t = time.time()
+
+    def post(self, payload: dict[str, Any], session: requests.Session | None = None) -> float:
+        """Deliver one signed products/update; the time its 200 came back."""
+        body, headers = signed(orjson.dumps(payload))
+        resp = (session or self.session).post(
+            self.web + "/webhooks/shopify", data=body, headers=headers, timeout=10
+        )
         if resp.status_code != 200:
             raise RuntimeError(f"webhook answered {resp.status_code}: {resp.text[:200]}")
-        return t
+        return time.time()
 
-    def post_all(self, payloads: list[dict], connections: int = 8) -> None:
-        """Send every delivery over `connections` keep-alive sessions at once."""
-        sessions = threading.local()
+    def post_all(self, payloads: list[dict[str, Any]], connections: int = 8) -> None:
+        local = threading.local()
 
-        def send(p: dict) -> float:
-            if not hasattr(sessions, "s"):
-                sessions.s = requests.Session()
-            return self.post(p, sessions.s)
+        def send(p: dict[str, Any]) -> float:
+            if not hasattr(local, "s"):
+                local.s = requests.Session()
+            return self.post(p, local.s)
 
         with ThreadPoolExecutor(connections) as pool:
             list(pool.map(send, payloads))
 
     def settled(self) -> bool:
-        led = self.rt.state.ledger(STORE)
-        return led["pending"] == 0 and self.rt.state.due_count(STORE) == 0
+        return self.state.ledger(STORE)["pending"] == 0 and self.state.due_count(STORE) == 0
 
-    def wait(self, check, timeout: float) -> bool:
-        from tests.servers import eventually
-
-        try:
-            eventually(check, timeout=timeout, interval=0.05)
-            return True
-        except AssertionError:
-            return False
-
-    def written(self, ok_only: bool = True) -> list[tuple[float, str | None, int]]:
-        return [w for w in list(self.writes) if w[2] == 200 or not ok_only]
+    def written(self) -> set[str]:
+        return {pid for _, pid in list(self.store.writes)}
 
     def close(self) -> None:
-        try:
-            for p in self.procs:
-                kill_group(p, grace=10)
-            if self.web is not None:
-                kill_group(self.web.proc)
-            self.sandbox.stop()
-            self.session.close()
-        finally:
-            cleanup_prefix(self.url, self.prefix)
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        for p in reversed(self.procs):
+            stop(p)
+        self.sandbox.stop()
+        self.session.close()
+        self.r.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def log_tail(self) -> str:
-        out = []
-        for f in sorted(self.tmp.glob("*.log")):
-            out.append(f"--- {f.name}\n" + f.read_text(errors="replace")[-1500:])
-        return "\n".join(out)
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {f.name}\n{f.read_text(errors='replace')[-1500:]}"
+            for f in sorted(self.tmp.glob("*.log"))
+        )
 
 
-def warm(stack: Stack, pid: int = 1) -> None:
-    """One product through the whole path, so workers are up and pools are connected."""
-    rng = random.Random(0)
-    stack.post(realistic_product(pid, rng, at=0))
-    if not stack.wait(lambda: any(w[1] == str(pid) for w in stack.written()), 60):
-        raise RuntimeError("warm-up product never reached the sandbox\n" + stack.log_tail())
-    stack.wait(stack.settled, 10)
+def wait(check: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def warm(stack: Stack) -> None:
+    """One product through the whole path: workers up, pools connected."""
+    stack.post(product(1, random.Random(0)))
+    if not wait(lambda: "1" in stack.written(), 60):
+        raise RuntimeError("the warm-up product never reached the sandbox\n" + stack.logs())
+    wait(stack.settled, 10)
+    stack.store.writes.clear()
 
 
 # -- (i) unthrottled latency -------------------------------------------------------------------
 
 
-def latency(quick: bool, n: int | None, rate: float) -> None:
-    n = n or (50 if quick else 200)
+def latency(n: int, rate: float) -> None:
     print(
-        f"\n(i) unthrottled: {n} distinct products, Poisson arrivals at {rate:g}/s, "
-        f"PERSONYZE_RATE_LIMIT=1000, sandbox without limit, 4 worker processes"
+        f"\n(i) unthrottled: {n} products, Poisson arrivals at {rate:g}/s, "
+        f"PERSONYZE_RATE_LIMIT=1000, sandbox without limit, worker concurrency 4"
     )
     stack = Stack("lat", {}, personyze_rate_limit=1000)
     try:
@@ -250,29 +190,20 @@ def latency(quick: bool, n: int | None, rate: float) -> None:
         answer: list[float] = []
         t_next = time.time()
         for i in range(n):
-            pid = 10_000 + i
             t_next += rng.expovariate(rate)
-            delay = t_next - time.time()
-            if delay > 0:
-                time.sleep(delay)
+            time.sleep(max(0.0, t_next - time.time()))
             t0 = time.time()
-            accepted[str(pid)] = stack.post(realistic_product(pid, rng, at=1))
-            answer.append(accepted[str(pid)] - t0)
-        stack.wait(lambda: len({w[1] for w in stack.written()} & accepted.keys()) == n, 60)
+            accepted[str(10_000 + i)] = stack.post(product(10_000 + i, rng, at=1))
+            answer.append(accepted[str(10_000 + i)] - t0)
+        wait(lambda: accepted.keys() <= stack.written(), 60)
         first: dict[str, float] = {}
-        for t, iid, _ in stack.written():
-            if iid in accepted and iid not in first:
-                first[iid] = t
+        for t, pid in stack.store.writes:
+            first.setdefault(pid, t)
         lat = [first[p] - accepted[p] for p in accepted if p in first]
         print(f"    webhook answer (client side): {summary_ms(answer)}")
         print(f"    webhook 200 -> sandbox write: {summary_ms(lat)}")
-        missing = n - len(lat)
-        p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
-        print(
-            f"    targets p50 <= 50 ms: {'met' if p50 <= 50 else 'NOT met'} ({p50:.1f}); "
-            f"p99 <= 500 ms: {'met' if p99 <= 500 else 'NOT met'} ({p99:.1f})"
-            + (f"; {missing} products never written" if missing else "")
-        )
+        if len(lat) < n:
+            print(f"    {n - len(lat)} products never written\n{stack.logs()}")
     finally:
         stack.close()
 
@@ -280,269 +211,270 @@ def latency(quick: bool, n: int | None, rate: float) -> None:
 # -- (ii) saturated ----------------------------------------------------------------------------
 
 
-def saturated(quick: bool, n: int | None, limit: float) -> None:
-    n = n or (80 if quick else 300)
+def saturated(n: int, limit: float) -> None:
     configured = round(limit * 0.95, 3)
     print(
-        f"\n(ii) saturated: sandbox rate_limit R={limit:g}/s, "
-        f"PERSONYZE_RATE_LIMIT={configured:g} "
-        f"(0.95 R), backlog of {n} products, 4 worker processes"
+        f"\n(ii) saturated: sandbox limit R={limit:g}/s, PERSONYZE_RATE_LIMIT={configured:g} "
+        f"(0.95 R), a backlog of {n} products, worker concurrency 4"
     )
     stack = Stack("sat", {"rate_limit": limit}, personyze_rate_limit=configured)
     try:
         rng = random.Random(2)
-        payloads = [realistic_product(20_000 + i, rng, at=1) for i in range(n)]
-        stack.post_all(payloads)
+        stack.post_all([product(20_000 + i, rng, at=1) for i in range(n)])
         t_start = time.time()
         stack.start_sync(4)
-        done = stack.wait(
-            lambda: len(stack.written()) >= n and stack.settled(), n / configured * 2 + 30
+        done = wait(
+            lambda: len(stack.store.writes) >= n and stack.settled(), n / configured * 2 + 30
         )
-        ok = sorted(t for t, _, _ in stack.written())
-        all_posts = stack.written(ok_only=False)
-        n503 = sum(1 for w in all_posts if w[2] == 503)
-        other = sum(1 for w in all_posts if w[2] not in (200, 503))
+        ok = sorted(t for t, _ in stack.store.writes)
+        posts = [e.status for e in list(stack.sandbox.request_log) if e.method == "POST"]
         if len(ok) < 2:
-            print("    no writes\n" + stack.log_tail())
+            print("    no writes\n" + stack.logs())
             return
-        span = ok[-1] - ok[0]
-        rate = (len(ok) - 1) / span
-        steady = ok[int(limit) :]  # after the first second's worth, as the e2e test does
-        srate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else rate
+        rate = (len(ok) - 1) / (ok[-1] - ok[0])
         worst = max(sum(1 for t in ok[i:] if t < s + 1.0) for i, s in enumerate(ok))
         gaps = [b - a for a, b in zip(ok, ok[1:], strict=False)]
         print(
-            f"    {len(ok)} writes in {span:.2f}s (first write {ok[0] - t_start:.1f}s after "
-            f"workers were started){'' if done else '  [timed out before settling]'}"
+            f"    {len(ok)} writes in {ok[-1] - ok[0]:.2f} s, the first {ok[0] - t_start:.1f} s "
+            f"after the workers were started{'' if done else '  [timed out before settling]'}"
         )
         print(
-            f"    achieved {rate:.2f} writes/s = {rate / limit:.3f} of R, "
-            f"{rate / configured:.3f} of the configured limit "
-            f"(steady state after the first {int(limit)}: {srate:.2f}/s = "
-            f"{srate / configured:.3f} of the limit)"
-        )
-        print(
-            f"    503s from the sandbox: {n503}; other errors: {other}; most writes in any 1 s "
-            f"window: {worst} (R={limit:g}); inter-write gap p50 {pct(gaps, 50) * 1000:.1f} ms "
-            f"p99 {pct(gaps, 99) * 1000:.1f} ms max {max(gaps) * 1000:.0f} ms "
+            f"    {rate:.2f} writes/s = {rate / configured:.3f} of the configured limit "
+            f"({rate / limit:.3f} of R); 503s {posts.count(503)}, other errors "
+            f"{sum(s not in (200, 503) for s in posts)}; most writes in any 1 s: {worst}; "
+            f"gap p50 {pct(gaps, 50) * 1000:.1f} ms, p99 {pct(gaps, 99) * 1000:.1f} ms "
             f"(ideal {1000 / configured:.1f})"
-        )
-        print(
-            f"    target >= 0.95 of the limit: "
-            f"{'met' if rate / configured >= 0.95 else 'NOT met'} ({rate / configured:.3f})"
         )
     finally:
         stack.close()
 
 
-# -- (iii) bursty trace ------------------------------------------------------------------------
+# -- (iii) bursts ------------------------------------------------------------------------------
 
 
-def bursty(quick: bool, products: int | None) -> None:
-    from app.core.state import ledger_balance
-
-    products = products or (20 if quick else 50)
+def bursty(products: int, spread: float) -> None:
     rng = random.Random(3)
     plan = []
     for i in range(products):
-        k = rng.randint(5, 20)
-        gaps = [rng.uniform(0.010, 0.100) for _ in range(k - 1)]
-        plan.append((30_000 + i, rng.uniform(0, 2.0 if quick else 4.0), gaps))
+        gaps = [rng.uniform(0.010, 0.100) for _ in range(rng.randint(5, 20) - 1)]
+        plan.append((30_000 + i, rng.uniform(0, spread), gaps))
     webhooks = sum(len(g) + 1 for _, _, g in plan)
     print(
-        f"\n(iii) bursty: {products} products x bursts of 5-20 updates 10-100 ms apart "
-        f"({webhooks} webhooks), PRODUCT_COOLDOWN_SECONDS=1.0 (default), unthrottled, "
-        f"4 worker processes"
+        f"\n(iii) bursts: {products} products x 5-20 updates 10-100 ms apart ({webhooks} "
+        f"webhooks), PRODUCT_COOLDOWN_SECONDS default, unthrottled, worker concurrency 4"
     )
-    stack = Stack("burst", {}, personyze_rate_limit=1000, product_cooldown_seconds=1.0)
-    cooldown = stack.settings.product_cooldown_seconds
+    stack = Stack("burst", {}, personyze_rate_limit=1000)
     try:
         stack.start_sync(4)
         warm(stack)
-        stack.writes.clear()
         last: dict[str, tuple[float, str]] = {}
         span: dict[str, float] = {}
         errors: list[BaseException] = []
         t0 = time.time() + 0.2
 
         def run(pid: int, start: float, gaps: list[float]) -> None:
-            s = requests.Session()
-            prng = random.Random(pid)
+            prng, session = random.Random(pid), requests.Session()
             try:
                 time.sleep(max(0.0, t0 + start - time.time()))
                 first = None
                 for v in range(len(gaps) + 1):
                     title = f"p{pid} v{v}"
-                    t = stack.post(
-                        realistic_product(pid, prng, at=10 + v, title=title, price=f"{10 + v}.00"),
-                        s,
-                    )
+                    p = product(pid, prng, at=10 + v, title=title, price=f"{10 + v}.00")
+                    t = stack.post(p, session)
                     first = first or t
                     last[str(pid)] = (t, title)
                     if v < len(gaps):
                         time.sleep(gaps[v])
-                span[str(pid)] = last[str(pid)][0] - first
-            except BaseException as e:  # noqa: BLE001 - reported below
+                span[str(pid)] = last[str(pid)][0] - (first or 0.0)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
                 errors.append(e)
             finally:
-                s.close()
+                session.close()
 
-        threads = [threading.Thread(target=run, args=p, daemon=True) for p in plan]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        senders = [threading.Thread(target=run, args=p, daemon=True) for p in plan]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(120)
         if errors:
             raise errors[0]
-        stack.wait(stack.settled, 60)
+        wait(stack.settled, 60)
         time.sleep(0.2)
-        writes = stack.written()
         per: dict[str, list[float]] = {}
-        for t, iid, _ in writes:
-            per.setdefault(iid, []).append(t)
+        for t, pid in stack.store.writes:
+            per.setdefault(pid, []).append(t)
+        writes = sum(map(len, per.values()))
         rows = {r["internal_id"]: r for r in stack.sandbox.rows("products")}
         wrong = [p for p, (_, title) in last.items() if rows.get(p, {}).get("title") != title]
         counts = [len(per.get(p, [])) for p in last]
         stale = [max(per[p]) - last[p][0] for p in last if p in per]
-        # with a cooldown C, a burst lasting D needs about 1 + ceil(D / C) writes
-        expected = sum(1 + math.ceil(span[p] / cooldown) for p in last)
-        led = stack.rt.state.ledger(STORE)
+        led = stack.state.ledger(STORE)
         print(
-            f"    {webhooks} webhooks -> {len(writes)} writes = {len(writes) / webhooks:.3f} "
-            f"writes per webhook; per product min {min(counts)} / median "
-            f"{statistics.median(counts):g} / max {max(counts)} (burst span mean "
-            f"{statistics.fmean(span.values()):.2f}s; 1 + ceil(span / cooldown) would be "
-            f"{expected} writes = {expected / webhooks:.3f} per webhook)"
+            f"    {webhooks} webhooks -> {writes} writes = {writes / webhooks:.3f} writes per "
+            f"webhook; per product min {min(counts)} / median {statistics.median(counts):g} / "
+            f"max {max(counts)} (burst span mean {statistics.fmean(span.values()):.2f} s)"
         )
         print(f"    last webhook 200 -> final write: {summary_ms(stale)}")
         print(
             f"    final rows equal each product's last update: "
-            f"{'yes' if not wrong else f'NO ({len(wrong)} differ)'}; ledger (incl. warm-up): "
-            f"received={led['received']} coalesced={led['coalesced']} "
-            f"written={led['written']} skipped_unchanged={led['skipped_unchanged']} "
-            f"stale={led['stale']} balance={ledger_balance(led)}"
+            f"{'yes' if not wrong else f'NO ({len(wrong)} differ)'}; ledger balance "
+            f"{ledger_balance(led)} (0: every delivery accounted for)"
         )
     finally:
         stack.close()
 
 
-# -- (iv) slow Personyze: backpressure ---------------------------------------------------------
+# -- (iv) slow Personyze -----------------------------------------------------------------------
 
 
-def _lpush_calls(r) -> int:
-    """kombu's Redis transport publishes a message with one LPUSH; the only other LPUSH is
-    the worker's note of each finished sync (app/core/activity.py: one per write or dead
-    letter), which `slow` subtracts using the ledger."""
-    return int(r.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0))
-
-
-def _notes(stack) -> int:
-    """Finished syncs the worker noted in the recent-syncs list (one LPUSH each)."""
-    led = stack.rt.state.ledger(STORE)
-    return led["written"] + led["dead"]
-
-
-def slow(quick: bool, n: int | None, latency_ms: float, limit: float) -> None:
-    import redis
-
-    n = n or (300 if quick else 1500)
+def slow(n: int, latency_ms: float, limit: float) -> None:
     print(
-        f"\n(iv) slow Personyze: sandbox latency {latency_ms:g} ms, PERSONYZE_RATE_LIMIT="
+        f"\n(iv) slow Personyze: sandbox answers in {latency_ms:g} ms, PERSONYZE_RATE_LIMIT="
         f"{limit:g}, one worker of concurrency 4, {n} new products posted at once"
     )
     stack = Stack("slow", {"latency_ms": latency_ms}, personyze_rate_limit=limit)
-    r = redis.Redis.from_url(stack.url)
-    queue = stack.settings.sync_queue
+    queue = stack.env["SYNC_QUEUE"]
+
+    def lpush() -> int:
+        # kombu publishes a message with one LPUSH; the worker's note of each finished sync
+        # (the recent-syncs list) is the only other LPUSH, one per write or dead letter
+        led = stack.state.ledger(STORE)
+        calls = stack.r.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0)
+        return int(calls) - led["written"] - led["dead"]
+
     try:
         stack.start_sync(4)
         warm(stack)
-        stack.writes.clear()
         rng = random.Random(4)
-        payloads = [realistic_product(40_000 + i, rng, at=1) for i in range(n)]
+        payloads = [product(40_000 + i, rng, at=1) for i in range(n)]
         wanted = {str(40_000 + i) for i in range(n)}
-        peak, samples, stop = [0], [], threading.Event()
+        samples: list[int] = []
+        stop_sampling = threading.Event()
 
         def sample() -> None:
-            while not stop.is_set():
-                q = r.llen(queue)
-                peak[0] = max(peak[0], q)
-                samples.append(q)
+            while not stop_sampling.is_set():
+                samples.append(stack.r.llen(queue))
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
-        lpush0, notes0 = _lpush_calls(r), _notes(stack)
+        published0 = lpush()
         t_start = time.time()
         sampler.start()
         stack.post_all(payloads)
         t_posted = time.time()
-        done = stack.wait(lambda: wanted <= {w[1] for w in stack.written()}, n / 2 + 120)
+        done = wait(lambda: wanted <= stack.written(), n / 2 + 120)
         t_synced = time.time()
-        left = r.llen(queue)
-        stop.set()
+        left = stack.r.llen(queue)
+        stop_sampling.set()
         sampler.join(2)
-        stack.wait(stack.settled, 30)
-        published = _lpush_calls(r) - lpush0 - (_notes(stack) - notes0)
-        writes = len(stack.written())
+        wait(stack.settled, 30)
+        published = lpush() - published0
+        writes = len(stack.store.writes)
         print(
-            f"    posted in {t_posted - t_start:.1f}s; every product synced "
-            f"{t_synced - t_start:.1f}s after the first post"
-            f"{'' if done else '  [timed out]'}; {writes} writes "
-            f"({writes / (t_synced - t_start):.1f}/s)"
+            f"    posted in {t_posted - t_start:.1f} s; every product synced "
+            f"{t_synced - t_start:.1f} s after the first post{'' if done else '  [timed out]'}"
+            f"; {writes} writes ({writes / (t_synced - t_start):.1f}/s)"
         )
         print(
-            f"    Celery queue: peak {peak[0]} messages, {left} left when every product was "
-            f"synced (mean {statistics.fmean(samples) if samples else 0:.0f} while syncing)"
-        )
-        print(
-            f"    messages published {published} = {published / max(1, writes):.2f} per "
-            f"Personyze write"
-        )
-        print(
-            f"    targets: peak <= 100 {'met' if peak[0] <= 100 else 'NOT met'}; left <= 20 "
-            f"{'met' if left <= 20 else 'NOT met'}; <= 1.1 per write "
-            f"{'met' if published <= 1.1 * writes else 'NOT met'}"
+            f"    Celery queue: peak {max(samples, default=0)} messages, {left} left when "
+            f"every product was synced; {published} messages published = "
+            f"{published / max(1, writes):.2f} per write"
         )
     finally:
         stack.close()
 
 
+# -- (v) the Personyze listing -----------------------------------------------------------------
+
+SPECIALS = ["A,B", "A|B", "A&B", "A/B", "A%B", "A+B", "A%2CB", "A B"]
+
+
+def listing(rows: int, limit: float) -> None:
+    configured = 0.95 * limit
+    print(
+        f"\n(v) listing {rows} Personyze rows (ids with , | & / % + and space), unthrottled, "
+        f"then paced by the account's limiter at {configured:g}/s against a sandbox limit "
+        f"of {limit:g}/s"
+    )
+    with Sandbox(api_key=DEFAULT_API_KEY, port=0) as sb:
+        for i in range(rows - len(SPECIALS)):
+            sb.store.insert("products", {"internal_id": f"P{i:07d}"})
+        for sku in SPECIALS:
+            sb.store.insert("products", {"internal_id": sku})
+        account = PersonyzeAccount(
+            api_key=SecretStr(DEFAULT_API_KEY), base_url=sb.url, rate_limit=configured
+        )
+        limiter = AccountLimiter(
+            redis.Redis.from_url(redis_url()), Keys(new_prefix("bench-list-")), account
+        )
+
+        def paced(fetch: Callable[[], T]) -> T:
+            """Each page waits for a token; a 503 pauses the whole account, as for writes."""
+            while True:
+                decision = limiter.acquire()
+                if not decision.allowed:
+                    time.sleep(max(decision.wait, 0.001))
+                    continue
+                try:
+                    return fetch()
+                except PersonyzeUnavailable as e:
+                    limiter.unavailable(e.retry_after, 1.0, 300.0)
+
+        with PersonyzeClient(DEFAULT_API_KEY, sb.url) as client:
+            for pace in (None, paced):
+                sb.clear_log()
+                start = time.perf_counter()
+                got = sum(
+                    1
+                    for _ in client.iter_all(
+                        "products", columns=["internal_id"], order_by="internal_id", pace=pace
+                    )
+                )
+                took = time.perf_counter() - start
+                log = list(sb.request_log)
+                ok = [e.time for e in log if e.status == 200]
+                if pace is None:
+                    print(
+                        f"    {got} rows listed in {len(log)} requests (one 1000-row window, "
+                        f"then keyset pages of 50), {took:.2f} s unthrottled"
+                    )
+                    sb.faults.update(rate_limit=limit)
+                    continue
+                rate = (len(ok) - 1) / (ok[-1] - ok[0])
+                print(
+                    f"    paced: {got} rows, {len(ok)} pages in {took:.1f} s, {rate:.2f} req/s "
+                    f"= {rate / configured:.3f} of the configured limit, "
+                    f"{sum(e.status == 503 for e in log)} x 503"
+                )
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="~20 s run")
-    ap.add_argument("--only", default="i,ii,iii,iv", help="scenarios to run, e.g. i,iii")
-    ap.add_argument("--latency-products", type=int, help="(i) products (200; quick 50)")
-    ap.add_argument("--rate", type=float, default=20.0, help="(i) arrivals per second")
-    ap.add_argument("--backlog", type=int, help="(ii) backlog products (300; quick 80)")
-    ap.add_argument("--limit", type=float, default=20.0, help="(ii) sandbox rate limit R")
-    ap.add_argument("--burst-products", type=int, help="(iii) products (50; quick 20)")
-    ap.add_argument("--slow-products", type=int, help="(iv) products (1500; quick 300)")
-    ap.add_argument("--slow-latency-ms", type=float, default=250.0, help="(iv) sandbox latency")
-    ap.add_argument("--slow-limit", type=float, default=100.0, help="(iv) PERSONYZE_RATE_LIMIT")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller scenarios (about 2 minutes)")
+    ap.add_argument("--only", default="i,ii,iii,iv,v", help="scenarios to run, e.g. i,iii")
     args = ap.parse_args()
     only = {x.strip() for x in args.only.split(",")}
+    q = args.quick
     install_cleanup()
-    absent = shared_absent(redis_url())
-    at_exit(lambda: cleanup_shared(redis_url(), absent))
+    url = redis_url()
     t0 = time.time()
-    worker_class, workers, threads = WEB
     print(
-        f"sync bench: Redis {redis_url()}, gunicorn web "
-        f"{effective_worker_class(worker_class, threads)} x {workers} workers x {threads} "
-        f"threads (deploy/gunicorn.conf.py: WEB_WORKER_CLASS={worker_class} "
-        f"WEB_CONCURRENCY={workers} WEB_THREADS={threads}), celery prefork, "
-        f"personyze-sync scheduler, sandbox in-process, code {tree_state()}"
+        f"sync bench: Redis {url}, gunicorn {gunicorn_settings()}, celery worker "
+        f"(prefork), personyze-sync scheduler, sandbox in-process, code {commit()}"
     )
     try:
         if "i" in only:
-            latency(args.quick, args.latency_products, args.rate)
+            latency(50 if q else 200, 20.0)
         if "ii" in only:
-            saturated(args.quick, args.backlog, args.limit)
+            saturated(80 if q else 300, 20.0)
         if "iii" in only:
-            bursty(args.quick, args.burst_products)
+            bursty(20 if q else 50, 2.0 if q else 4.0)
         if "iv" in only:
-            slow(args.quick, args.slow_products, args.slow_latency_ms, args.slow_limit)
+            slow(300 if q else 1500, 250.0, 100.0)
+        if "v" in only:
+            listing(10_000, 5.0)
     finally:
-        print(f"\n(total {time.time() - t0:.0f}s)")
+        print(f"\n(total {time.time() - t0:.0f} s)")
     return 0
 
 
