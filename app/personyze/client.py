@@ -66,9 +66,9 @@ BODY_REASON = 300
 _PIPE_MARK = "("
 
 
-class _PipeMixin:
+class _PipeMixin(HTTPConnection):
     def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
-        super().putrequest(method, url.replace(_PIPE_MARK, "|"), *args, **kwargs)  # type: ignore[misc]
+        super().putrequest(method, url.replace(_PIPE_MARK, "|"), *args, **kwargs)
 
 
 class _PipeHTTPConnection(_PipeMixin, HTTPConnection):

@@ -8,7 +8,7 @@ not written)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,12 @@ from app.platforms.fetch import (
 Listed = tuple[str, Product, int] | BadPayload
 
 
-def _item(platform: str, p: Any, normalize, version_field: str) -> Listed:
+def _item(
+    platform: str,
+    p: object,
+    normalize: Callable[[dict[str, Any], str], Product],
+    version_field: str,
+) -> Listed:
     try:
         if not isinstance(p, dict):
             raise BadPayload("a listed product is not an object")
@@ -111,7 +116,7 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
     page = 1
     while True:
         url = f"{base}?limit={page_size}&page={page}&include=variants,images"
-        data, _ = get(session, url, "BigCommerce")  # type: ignore[misc]  # no `gone`: never None
+        data, _ = get(session, url, "BigCommerce")
         items = data.get("data", []) if isinstance(data, dict) else []
         for p in items:
             yield _item("bigcommerce", p, with_url, "date_modified")
