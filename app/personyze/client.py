@@ -240,7 +240,7 @@ class PersonyzeClient:
             ) from None
 
     @staticmethod
-    def _as_int(value: Any, what: str) -> int:
+    def _as_int(value: object, what: str) -> int:
         """POST/PUT/DELETE answer a bare number; anything else is a server fault."""
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -46,8 +46,8 @@ def _item(
 
 def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterator[Listed]:
     """Through the GraphQL Admin API: cursor pages for small catalogs, a bulk operation from
-    SHOPIFY_BULK_THRESHOLD products on (0: always bulk), so 100k products take minutes, not
-    hours of throttled pages (docs/design.md, Shopify reconciliation)."""
+    SHOPIFY_BULK_THRESHOLD products on (0: always bulk), so a large catalog is not read
+    through the Admin API's throttle page by page (docs/design.md, Shopify stock)."""
     from app.platforms.shopify_admin import (
         PRODUCTS_PER_PAGE,
         AdminClient,

@@ -111,7 +111,7 @@ def call(
     return request(session, method, url, what, body=body)
 
 
-def _obj(data: Any, what: str) -> dict[str, Any]:
+def _obj(data: object, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise StoreFetchError(f"{what} API answered an unexpected shape", permanent=True)
     return data
