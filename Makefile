@@ -1,4 +1,5 @@
-# Two commands: `make run` starts the whole service on embedded defaults, `make test` runs the tests.
+# `make run` starts the whole service on embedded defaults, `make test` runs the tests,
+# `make lint` checks what CI checks before them.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,8 +29,13 @@ test: $(STAMP_TEST)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: a failure" >&2; fi; \
 	exit $$rc
 
+# In CI's order, stopping at the first that fails: lint rules, formatting, types (strict on
+# app/core and workers), the import layers contract; all configured in pyproject.toml.
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
@@ -37,4 +43,4 @@ bench: $(STAMP_TEST)
 	$(BIN)/python -m bench.memory $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache

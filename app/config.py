@@ -13,7 +13,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -22,6 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.personyze.client import DEFAULT_BASE_URL as PERSONYZE_API_URL
 from app.personyze.client import check_base_url
+
+if TYPE_CHECKING:
+    from app.personyze import PersonyzeClient
 
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
 # The Shopify Admin API version every Shopify call pins (a stable release: YYYY-MM).
@@ -91,7 +94,7 @@ class PersonyzeAccount(BaseModel):
     def _url(cls, v: str) -> str:
         return check_https_url(v)
 
-    def client(self):
+    def client(self) -> PersonyzeClient:
         """A client for this account (the caller closes it)."""
         from app.personyze import PersonyzeClient
 

@@ -116,6 +116,8 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    # BaseHTTPRequestHandler's own pending header lines (typeshed does not declare it)
+    _headers_buffer: list[bytes]
 
     def setup(self) -> None:
         super().setup()

@@ -195,10 +195,9 @@ def _compare(stored: Any, wanted: str, text: bool = False) -> int | None:
         return None
     left = _as_text(stored)
     ln, rn = (None, None) if text else (_as_number(left), _as_number(wanted))
-    a: Any
-    b: Any
-    a, b = (ln, rn) if ln is not None and rn is not None else (left, wanted)
-    return (a > b) - (a < b)
+    if ln is not None and rn is not None:
+        return (ln > rn) - (ln < rn)
+    return (left > wanted) - (left < wanted)
 
 
 _TESTS: dict[str, Callable[[int], bool]] = {
@@ -215,12 +214,13 @@ def term_matches(row: dict[str, Any], term: Term, text: frozenset[str] = frozens
     """A value with several parts is an OR-list: `=`, `:` and the ranges match if any part
     does; `!=` and `!:` if none is equal."""
     results = [_compare(row.get(term.col), v, term.col in text) for v in term.values]
-    if any(r is None for r in results):
+    known = [r for r in results if r is not None]
+    if len(known) < len(results):
         return False
     if term.op in ("!=", "!:"):
-        return not any(r == 0 for r in results)
+        return not any(r == 0 for r in known)
     test = _TESTS["=" if term.op == ":" else term.op]
-    return any(test(r) for r in results)  # type: ignore[arg-type]
+    return any(test(r) for r in known)
 
 
 def row_matches(
@@ -337,7 +337,7 @@ class Table:
         rows.sort(key=lambda r: r[self.spec.pk])
         for col, desc in reversed(q.order):
             text = col in self.spec.text
-            rows.sort(key=lambda r, c=col, t=text: _sort_key(r.get(c), t), reverse=desc)
+            rows.sort(key=lambda r: _sort_key(r.get(col), text), reverse=desc)
         return [dict(r) for r in rows[q.offset : q.offset + q.limit]]
 
     def update(self, q: Query, data: dict[str, Any]) -> int:

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from redis.client import Pipeline
 
 from app.core.state import State
 
@@ -26,24 +27,22 @@ def _keys(state: State, store: str) -> tuple[str, str]:
 
 
 def note(
-    state: State, store: str, pid: str, outcome: str, detail: str = "", pipe: Any = None
+    state: State, store: str, pid: str, outcome: str, detail: str = "", pipe: Pipeline | None = None
 ) -> None:
     """Remember one finished sync ("written", "deleted", "dead"); writes count per minute.
     With `pipe`, the commands join the caller's pipeline and the caller executes it."""
     recent, wpm = _keys(state, store)
     now = time.time()
     own = pipe is None
-    pipe = state.r.pipeline(transaction=False) if own else pipe
-    pipe.lpush(
-        recent, orjson.dumps({"at": now, "product": pid, "outcome": outcome, "detail": detail})
-    )
-    pipe.ltrim(recent, 0, RECENT_KEPT - 1)
+    p = state.r.pipeline(transaction=False) if pipe is None else pipe
+    p.lpush(recent, orjson.dumps({"at": now, "product": pid, "outcome": outcome, "detail": detail}))
+    p.ltrim(recent, 0, RECENT_KEPT - 1)
     if outcome in ("written", "deleted"):
         minute = f"{wpm}:{int(now // 60)}"
-        pipe.incr(minute)
-        pipe.expire(minute, MINUTE_KEY_TTL)
+        p.incr(minute)
+        p.expire(minute, MINUTE_KEY_TTL)
     if own:
-        pipe.execute()
+        p.execute()
 
 
 def recent(state: State, store: str, limit: int = 20) -> list[dict[str, Any]]:

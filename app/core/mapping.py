@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
@@ -28,7 +29,7 @@ class _Text(HTMLParser):
         self.parts: list[str] = []
         self._skip = 0
 
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skip += 1
         elif tag in self.BLOCK:
@@ -52,7 +53,7 @@ def html_to_text(value: str) -> str:
     return re.sub(r"\s+", " ", html.unescape("".join(parser.parts))).strip()
 
 
-def _decimal(v: Any) -> str | None:
+def _decimal(v: Decimal | None) -> str | None:
     return None if v is None else format(v, "f")
 
 
@@ -80,7 +81,7 @@ def default_row(p: Product, store: StoreConfig) -> dict[str, Any]:
     return row
 
 
-def _dig(raw: Any, path: str) -> Any:
+def _dig(raw: object, path: str) -> object:
     for part in path.split("."):
         if isinstance(raw, dict):
             raw = raw.get(part)

@@ -68,9 +68,9 @@ class Product:
         return self.status == "active"
 
     def to_json(self, keep_raw: bool = True) -> bytes:
-        """orjson serializes the dataclass itself (dataclasses.asdict deep-copies `raw`: it
-        was 40% of a webhook's time in bench/ingest.py). `raw` is only needed by mappings
-        that add columns from it; without it the pending doc is a quarter of the size."""
+        """orjson serializes the dataclass itself, because dataclasses.asdict deep-copies
+        `raw` on the webhook path (docs/design.md, The webhook path). `raw` is only needed
+        by mappings that add columns from it, so it can be left out of the pending doc."""
         if keep_raw or not self.raw:
             return orjson.dumps(self, default=str)
         raw, self.raw = self.raw, {}
@@ -109,7 +109,7 @@ class Event:
     settle: bool = False
 
 
-def product_id(value: Any, what: str = "id", *, numeric: bool = False) -> str:
+def product_id(value: object, what: str = "id", *, numeric: bool = False) -> str:
     """Ids are strings everywhere: Shopify's exceed 2**53 and must never pass through a float.
     Store platforms with integer ids (`numeric`) also get them as digit strings sometimes."""
     if isinstance(value, bool) or value is None:
@@ -127,7 +127,7 @@ def product_id(value: Any, what: str = "id", *, numeric: bool = False) -> str:
     raise BadPayload(f"{what} must be a positive integer or a non-empty string of printable text")
 
 
-def parse_time(value: Any, what: str) -> int:
+def parse_time(value: object, what: str) -> int:
     """ISO-8601 (offsets, `Z`, up to 9 fractional digits) or epoch seconds -> microseconds.
 
     Timestamps without an offset are UTC (WooCommerce's `*_gmt` fields)."""
@@ -159,7 +159,7 @@ def parse_time(value: Any, what: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def money(value: Any, what: str) -> Decimal | None:
+def money(value: object, what: str) -> Decimal | None:
     """Decimal strings or numbers; empty means unknown. Never a float in between."""
     if value is None or value == "":
         return None
@@ -174,7 +174,7 @@ def money(value: Any, what: str) -> Decimal | None:
     return d
 
 
-def text(value: Any, what: str, limit: int = 65_536) -> str | None:
+def text(value: object, what: str, limit: int = 65_536) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -182,14 +182,14 @@ def text(value: Any, what: str, limit: int = 65_536) -> str | None:
     return value[:limit]
 
 
-def first_src(items: Any, what: str) -> str | None:
+def first_src(items: object, what: str) -> str | None:
     """`src` of the first element of a platform's images list, if it has one."""
     if isinstance(items, list) and items and isinstance(items[0], dict):
         return text(items[0].get("src"), f"{what}[0].src")
     return None
 
 
-def integer(value: Any, what: str) -> int | None:
+def integer(value: object, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -197,7 +197,7 @@ def integer(value: Any, what: str) -> int | None:
     return value
 
 
-def obj(value: Any, what: str) -> dict[str, Any]:
+def obj(value: object, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadPayload(f"{what} must be a JSON object")
     return value

@@ -65,6 +65,7 @@ class AccountLimiter:
     def unavailable(self, retry_after: float | None, base: float, cap: float) -> float:
         """Personyze said 503: nobody calls this account for the seconds it named, else for
         an exponential backoff with full jitter over the account's consecutive 503s."""
+        args: list[str | int]
         if retry_after is not None:
             args = ["wait", f"{max(retry_after, 0.001):.3f}", 0, 0]
         else:

@@ -7,6 +7,7 @@ import hashlib
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.typing import EncodableT, KeyT
 
 # A connection Redis (or a managed Redis's idle timeout) closed is reconnected and the
 # command sent once more, at once: enough for an idle close or a failover, short enough that
@@ -67,6 +69,17 @@ def answers(url: str, timeout: float = 0.5, tls_verify: bool = True) -> bool:
         return False
 
 
+def text(reply: bytes | str, errors: str = "strict") -> str:
+    """A reply as text. Our clients never set `decode_responses`, so replies are bytes;
+    redis-py's types allow either."""
+    return reply.decode(errors=errors) if isinstance(reply, bytes) else reply
+
+
+def binary(reply: bytes | str) -> bytes:
+    """A reply as bytes (see `text`)."""
+    return reply if isinstance(reply, bytes) else reply.encode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,11 +117,10 @@ def describe(url: str) -> str:
 class ThreadScript:
     """EVALSHA on a connection this thread keeps for itself.
 
-    redis-py's Script call takes a pooled connection, wraps the command in several layers
-    and gives the connection back: about 80 us of client CPU per call here, against 35 us
-    for sending the packed command on a connection the thread already holds
-    (bench/ingest.py). The webhook path makes exactly one such call per request, so it
-    uses this; everything else uses the ordinary client."""
+    redis-py's Script call takes a pooled connection, wraps the command in several layers and
+    gives the connection back, which costs the webhook path more client CPU than sending the
+    packed command on a connection the thread already holds (docs/design.md, The webhook
+    path); everything else uses the ordinary client."""
 
     def __init__(self, r: redis.Redis, source: str) -> None:
         self.r = r
@@ -116,14 +128,14 @@ class ThreadScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._local = threading.local()
 
-    def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+    def __call__(self, keys: Sequence[KeyT], args: Sequence[EncodableT]) -> Any:
         try:
             return self._call(keys, args)
         except redis.exceptions.NoScriptError:
             self.r.script_load(self.source)  # after a Redis restart or SCRIPT FLUSH
             return self._call(keys, args)
 
-    def _call(self, keys: list[Any], args: list[Any]) -> Any:
+    def _call(self, keys: Sequence[KeyT], args: Sequence[EncodableT]) -> Any:
         """Sent once more on a fresh connection when the held one was closed (Redis's
         `timeout`, a managed Redis's idle limit, a restart). If the first send ran the script
         before the connection broke, the second run meets the event's dedupe key and answers
@@ -137,7 +149,7 @@ class ThreadScript:
         except (redis.ConnectionError, OSError):
             return self._send(keys, args)
 
-    def _send(self, keys: list[Any], args: list[Any]) -> Any:
+    def _send(self, keys: Sequence[KeyT], args: Sequence[EncodableT]) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # Built outside the pool: a held connection must not count against the pool's

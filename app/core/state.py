@@ -34,10 +34,11 @@ from typing import Any
 
 import orjson
 import redis
+from redis.commands.core import Script
 
 from app.core.mapping import DELETED_HASH
 from app.core.model import CODE_KINDS, KIND_CODES, Event
-from app.core.redisconn import ThreadScript
+from app.core.redisconn import ThreadScript, binary, text
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 # Subscription repairs per platform, counted in the store's stats hash (workers/subscriptions.py)
@@ -55,13 +56,10 @@ LEDGER_FIELDS = (
 )
 
 
-# Buckets of synced records per store. A hash stays in the compact listpack encoding up to
-# 512 fields of up to 64 bytes (hash-max-listpack-entries/-value, Redis's defaults): 1024
-# buckets keep a store of ~400k products compact (measured 52 bytes a product at 200k in
-# bench/memory.py); a larger store still works, its buckets in hashtable encoding (about
-# twice the bytes a product). Fewer products a bucket cost more: each bucket is a key (~100
-# bytes). Changing it needs `personyze-sync migrate` with everything stopped (it re-files
-# every record; a process on the old count would look in the wrong bucket).
+# Buckets of synced records per store: enough that each bucket stays within Redis's default
+# hash-max-listpack-entries, so records keep the compact listpack encoding (docs/design.md,
+# Memory). Changing it needs `personyze-sync migrate` with everything stopped (a
+# process on the old count would look in the wrong bucket).
 BUCKETS = 1024
 # Scripts that read or write the packed synced record (or use its clock) get lua/_record.lua.
 _RECORD_USERS = frozenset({"ingest", "claim", "complete", "migrate", "sweep"})
@@ -85,7 +83,7 @@ def bucket_of(pid: str, buckets: int = BUCKETS) -> int:
     return zlib.crc32(pid.encode()) % buckets
 
 
-def _script(r: redis.Redis, name: str) -> Any:
+def _script(r: redis.Redis, name: str) -> Script:
     """Register a Lua script once; redis-py runs it by EVALSHA and reloads it after a flush."""
     return r.register_script(lua_source(name))
 
@@ -254,7 +252,7 @@ class State:
             ],
             args=[token, int(lease_seconds * 1000), pid],
         )
-        status = res[0].decode()
+        status: str = res[0].decode()
         if status != "ok":
             return status
         pv, pk, pd, _sv, sh, att, ff, errs, pt = res[1:]
@@ -375,7 +373,7 @@ class State:
         if res:
             # Drain what is queued: the sweep that follows covers every key kicked so far.
             self.r.lpop(self.keys.kick, 1000)
-        return res[1].decode() if res else None
+        return text(res[1]) if res else None
 
     # -- operator side ----------------------------------------------------------------------
 
@@ -404,11 +402,11 @@ class State:
             p.execute()
 
     def stats(self, store: str) -> dict[str, float]:
-        return {k.decode(): float(v) for k, v in self.r.hgetall(self.keys.stats(store)).items()}
+        return {text(k): float(v) for k, v in self.r.hgetall(self.keys.stats(store)).items()}
 
     def ledger(self, store: str) -> dict[str, int]:
         raw = self.r.hgetall(self.keys.ledger(store))
-        got = {key.decode(): int(v) for key, v in raw.items()}
+        got = {text(key): int(v) for key, v in raw.items()}
         return {f: got.get(f, 0) for f in LEDGER_FIELDS}
 
     def status(self, store: str) -> dict[str, Any]:
@@ -441,11 +439,11 @@ class State:
         return sum(int(n) for n in pipe.execute())
 
     def dlq_ids(self, store: str) -> list[str]:
-        return [pid.decode() for pid in self.r.hkeys(self.keys.dlq(store))]
+        return [text(pid) for pid in self.r.hkeys(self.keys.dlq(store))]
 
     def dlq_list(self, store: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.keys.dlq(store))
-        return {pid.decode(): orjson.loads(v) for pid, v in raw.items()}
+        return {text(pid): orjson.loads(v) for pid, v in raw.items()}
 
     def dlq_replay(self, store: str, pid: str) -> str:
         """ "replayed", "superseded" (a newer version is already pending) or "missing"."""
@@ -468,8 +466,8 @@ class State:
         """The product's fields for operators and tests: the pending ones (without the doc)
         and, when something was synced, sv/sh/sk (version, content hash, kind)."""
         raw = self.r.hgetall(self.keys.product(store, pid))
-        out = {key.decode(): v.decode(errors="replace") for key, v in raw.items() if key != b"pd"}
-        rec = self.r.hget(self.keys.record(store, pid), pid)
+        out = {text(key): text(v, "replace") for key, v in raw.items() if key != b"pd"}
+        rec = binary(self.r.hget(self.keys.record(store, pid), pid) or b"")
         if rec and rec[:1] in (b"u", b"d"):
             (sv,) = struct.unpack(">d", rec[1:9])
             out.update(
@@ -490,13 +488,13 @@ class State:
         base = _glob_escape(k._s(store))
         folded = moved = 0
         for key in self.r.scan_iter(f"{base}:P:*", count=1000):
-            pid = key.decode().split(":P:", 1)[1]
+            pid = text(key).split(":P:", 1)[1]
             folded += int(self._migrate(keys=[key, k.record(store, pid)], args=["fold", pid]))
         for key in self.r.scan_iter(f"{base}:S:*", count=1000) if refile else ():
             for field, _ in self.r.hscan_iter(key, count=1000):
-                pid = field.decode()
+                pid = text(field)
                 target = k.record(store, pid)
-                if target != key.decode():
+                if target != text(key):
                     moved += int(self._migrate(keys=[key, target], args=["move", pid]))
         return {"folded": folded, "moved": moved}
 

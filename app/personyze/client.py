@@ -66,9 +66,9 @@ BODY_REASON = 300
 _PIPE_MARK = "("
 
 
-class _PipeMixin:
+class _PipeMixin(HTTPConnection):
     def putrequest(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
-        super().putrequest(method, url.replace(_PIPE_MARK, "|"), *args, **kwargs)  # type: ignore[misc]
+        super().putrequest(method, url.replace(_PIPE_MARK, "|"), *args, **kwargs)
 
 
 class _PipeHTTPConnection(_PipeMixin, HTTPConnection):
@@ -240,7 +240,7 @@ class PersonyzeClient:
             ) from None
 
     @staticmethod
-    def _as_int(value: Any, what: str) -> int:
+    def _as_int(value: object, what: str) -> int:
         """POST/PUT/DELETE answer a bare number; anything else is a server fault."""
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -7,12 +7,12 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
 from app.config import StoreConfig
-from app.core.model import BadPayload, Event, obj, parse_json
+from app.core.model import BadPayload, Event, Kind, obj, parse_json
 
 
 @dataclass(slots=True, frozen=True)
@@ -22,24 +22,35 @@ class Ignore:
     reason: str
 
 
+class HeaderMap(Protocol):
+    """What an adapter reads of a delivery's headers: werkzeug's case-insensitive `Headers`
+    in the app, a plain dict in tests."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+    def __contains__(self, key: str, /) -> bool: ...
+
+
 class Adapter(Protocol):
     name: str
 
     def resolve(
-        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
+        self, stores: Mapping[str, StoreConfig], headers: HeaderMap, hint: str | None
     ) -> StoreConfig | None:
         """The store a delivery claims to come from, or None (answered 401)."""
 
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+    def verify(self, store: StoreConfig, body: bytes, headers: HeaderMap) -> bool:
         """Whether the delivery is signed by one of the store's secrets."""
 
     def parse(
-        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+        self, store: StoreConfig, body: bytes, headers: HeaderMap, now: float
     ) -> Event | Ignore:
         """The event (raises BadPayload on a malformed body)."""
 
 
-def body_kind(body: bytes, field: str, kinds: Mapping[str, str]) -> tuple[dict, str | None]:
+def body_kind(
+    body: bytes, field: str, kinds: Mapping[str, Kind]
+) -> tuple[dict[str, Any], Kind | None]:
     """The JSON object body and the kind its `field` names (None: not a topic we handle)."""
     payload = obj(parse_json(body), "body")
     value = payload.get(field)
@@ -48,7 +59,7 @@ def body_kind(body: bytes, field: str, kinds: Mapping[str, str]) -> tuple[dict, 
     return payload, kinds.get(value)
 
 
-def refuse_replayed_delete(payload: dict) -> None:
+def refuse_replayed_delete(payload: dict[str, Any]) -> None:
     """Shopify's and WooCommerce's delete bodies carry only the id; a signed body with more is
     a product (or another topic's) body replayed under an unsigned delete topic. Refused with
     400, not acknowledged: a genuine sender never sends it, and if a platform ever did, its
@@ -86,10 +97,10 @@ class HmacPlatform:
     signature_header: str
     topic_header: str
 
-    def origin(self, headers: Mapping[str, str]) -> str:
+    def origin(self, headers: HeaderMap) -> str:
         return (headers.get(self.origin_header) or "").strip().lower()
 
-    def topic(self, headers: Mapping[str, str]) -> str:
+    def topic(self, headers: HeaderMap) -> str:
         return (headers.get(self.topic_header) or "").strip()
 
     def origin_of(self, store: StoreConfig) -> str | None:
@@ -99,13 +110,13 @@ class HmacPlatform:
         raise NotImplementedError
 
     def resolve(
-        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
+        self, stores: Mapping[str, StoreConfig], headers: HeaderMap, hint: str | None
     ) -> StoreConfig | None:
         return resolve_by_origin(
             stores, hint, self.origin(headers), self.origin_of, self.secrets_of
         )
 
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+    def verify(self, store: StoreConfig, body: bytes, headers: HeaderMap) -> bool:
         return hmac_b64_matches(body, headers.get(self.signature_header), self.secrets_of(store))
 
 
@@ -123,13 +134,15 @@ def resolve_by_origin(
         for store in stores.values():
             if origin_of(store) == origin:
                 return store
-    store = only_store(stores, hint, lambda s: bool(secrets_of(s)))
-    if store is None or (origin_of(store) and origin_of(store) != origin):
+    found = only_store(stores, hint, lambda s: bool(secrets_of(s)))
+    if found is None or (origin_of(found) and origin_of(found) != origin):
         return None
-    return store
+    return found
 
 
-def only_store(stores: Mapping[str, StoreConfig], hint: str | None, wanted) -> StoreConfig | None:
+def only_store(
+    stores: Mapping[str, StoreConfig], hint: str | None, wanted: Callable[[StoreConfig], bool]
+) -> StoreConfig | None:
     """The store named by the URL, or the single store that has `wanted` configured."""
     if hint is not None:
         store = stores.get(hint)

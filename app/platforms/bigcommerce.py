@@ -5,13 +5,13 @@ fetches the product through the catalog API (BIGCOMMERCE_STORE_HASH, _ACCESS_TOK
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from typing import Any
 
 from app.config import StoreConfig
 from app.core.model import (
     BadPayload,
     Event,
+    Kind,
     NotOurs,
     Product,
     integer,
@@ -20,11 +20,11 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, body_kind
+from app.platforms.base import HeaderMap, Ignore, body_kind
 from app.platforms.standard import StandardWebhooks
 from app.platforms.standard import header as sw_header
 
-SCOPES = {
+SCOPES: dict[str, Kind] = {
     "store/product/created": "refresh",
     "store/product/updated": "refresh",
     "store/product/deleted": "delete",
@@ -45,7 +45,7 @@ class BigCommerce(StandardWebhooks):
         ]
 
     def parse(
-        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+        self, store: StoreConfig, body: bytes, headers: HeaderMap, now: float
     ) -> Event | Ignore:
         payload, kind = body_kind(body, "scope", SCOPES)
         # One app (one client secret) is installed in many stores and signs every store's

@@ -8,7 +8,7 @@ not written)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,12 @@ from app.platforms.fetch import (
 Listed = tuple[str, Product, int] | BadPayload
 
 
-def _item(platform: str, p: Any, normalize, version_field: str) -> Listed:
+def _item(
+    platform: str,
+    p: object,
+    normalize: Callable[[dict[str, Any], str], Product],
+    version_field: str,
+) -> Listed:
     try:
         if not isinstance(p, dict):
             raise BadPayload("a listed product is not an object")
@@ -41,8 +46,8 @@ def _item(platform: str, p: Any, normalize, version_field: str) -> Listed:
 
 def shopify_products(store: StoreConfig, page_size: int | None = None) -> Iterator[Listed]:
     """Through the GraphQL Admin API: cursor pages for small catalogs, a bulk operation from
-    SHOPIFY_BULK_THRESHOLD products on (0: always bulk), so 100k products take minutes, not
-    hours of throttled pages (docs/design.md, Shopify reconciliation)."""
+    SHOPIFY_BULK_THRESHOLD products on (0: always bulk), so a large catalog is not read
+    through the Admin API's throttle page by page (docs/design.md, Shopify stock)."""
     from app.platforms.shopify_admin import (
         PRODUCTS_PER_PAGE,
         AdminClient,
@@ -111,7 +116,7 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
     page = 1
     while True:
         url = f"{base}?limit={page_size}&page={page}&include=variants,images"
-        data, _ = get(session, url, "BigCommerce")  # type: ignore[misc]  # no `gone`: never None
+        data, _ = get(session, url, "BigCommerce")
         items = data.get("data", []) if isinstance(data, dict) else []
         for p in items:
             yield _item("bigcommerce", p, with_url, "date_modified")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import requests
 import structlog
+from pydantic import SecretStr
 
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product
@@ -67,7 +68,7 @@ class StoreSession(requests.Session):
         self.max_redirects = MAX_REDIRECTS
         # What this store told us once (BigCommerce's storefront URL): as long as the session,
         # i.e. a worker process's fetcher or one reconciliation pass.
-        self.memo: dict[str, Any] = {}
+        self.memo: dict[str, str | None] = {}
 
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response
@@ -111,6 +112,30 @@ def bigcommerce_gone(resp: requests.Response) -> bool:
 
 # 4xx answers that say "not now" rather than "never": retried like a 5xx.
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+
+
+@overload
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    what: str,
+    *,
+    body: dict[str, Any] | None = None,
+    gone: None = None,
+) -> tuple[Any, requests.Response]: ...
+
+
+@overload
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    what: str,
+    *,
+    body: dict[str, Any] | None = None,
+    gone: Gone | None,
+) -> tuple[Any, requests.Response] | None: ...
 
 
 def request(
@@ -186,6 +211,18 @@ def error_code(resp: requests.Response) -> str:
     return f" {code[:80]}" if isinstance(code, str) and code.isprintable() else ""
 
 
+@overload
+def get(
+    session: requests.Session, url: str, what: str, *, gone: None = None
+) -> tuple[Any, requests.Response]: ...
+
+
+@overload
+def get(
+    session: requests.Session, url: str, what: str, *, gone: Gone | None
+) -> tuple[Any, requests.Response] | None: ...
+
+
 def get(
     session: requests.Session, url: str, what: str, *, gone: Gone | None = None
 ) -> tuple[Any, requests.Response] | None:
@@ -216,25 +253,33 @@ def _normalized(
         ) from None
 
 
+def _credential(value: SecretStr | None, setting: str) -> str:
+    """A store API credential. Callers check the store's `*_api` first, so a missing one is a
+    programming error; it is named by its setting, never shown."""
+    if value is None:
+        raise StoreFetchError(f"{setting} is not set", permanent=True)
+    return value.get_secret_value()
+
+
 def woocommerce_session(store: StoreConfig) -> StoreSession:
     session = StoreSession()
     session.auth = (
-        store.woocommerce_consumer_key.get_secret_value(),  # type: ignore[union-attr]
-        store.woocommerce_consumer_secret.get_secret_value(),  # type: ignore[union-attr]
+        _credential(store.woocommerce_consumer_key, "WOOCOMMERCE_CONSUMER_KEY"),
+        _credential(store.woocommerce_consumer_secret, "WOOCOMMERCE_CONSUMER_SECRET"),
     )
     return session
 
 
 def bigcommerce_session(store: StoreConfig) -> StoreSession:
     session = StoreSession()
-    token = store.bigcommerce_access_token.get_secret_value()  # type: ignore[union-attr]
+    token = _credential(store.bigcommerce_access_token, "BIGCOMMERCE_ACCESS_TOKEN")
     session.headers.update({"X-Auth-Token": token, "Accept": "application/json"})
     return session
 
 
 def shopify_session(store: StoreConfig) -> StoreSession:
     session = StoreSession()
-    token = store.shopify_admin_token.get_secret_value()  # type: ignore[union-attr]
+    token = _credential(store.shopify_admin_token, "SHOPIFY_ADMIN_TOKEN")
     session.headers.update({"X-Shopify-Access-Token": token, "Accept": "application/json"})
     return session
 

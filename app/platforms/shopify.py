@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +22,7 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import HmacPlatform, Ignore, refuse_replayed_delete
+from app.platforms.base import HeaderMap, HmacPlatform, Ignore, refuse_replayed_delete
 
 PRODUCT_TOPICS = {"products/create", "products/update", "products/delete"}
 # Mandatory for App Store apps; we keep no customer data, so verified = done.
@@ -45,7 +44,7 @@ class Shopify(HmacPlatform):
         return store.shopify_webhook_secrets
 
     def parse(
-        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+        self, store: StoreConfig, body: bytes, headers: HeaderMap, now: float
     ) -> Event | Ignore:
         topic = self.topic(headers)
         if topic not in PRODUCT_TOPICS:

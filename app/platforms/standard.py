@@ -14,6 +14,7 @@ from app.config import StoreConfig
 from app.core.model import (
     BadPayload,
     Event,
+    Kind,
     Product,
     integer,
     money,
@@ -22,19 +23,23 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import Ignore, body_kind, only_store
+from app.platforms.base import HeaderMap, Ignore, body_kind, only_store
 
 TOLERANCE_SECONDS = 300
-TYPES = {"product.created": "upsert", "product.updated": "upsert", "product.deleted": "delete"}
+TYPES: dict[str, Kind] = {
+    "product.created": "upsert",
+    "product.updated": "upsert",
+    "product.deleted": "delete",
+}
 STATUSES = {"active", "draft", "archived"}
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: HeaderMap, name: str) -> str | None:
     """Svix senders use `svix-*` unless white-labelled; accept both."""
     return headers.get(f"webhook-{name}") or headers.get(f"svix-{name}")
 
 
-def signature_ok(secret: str, body: bytes, headers: Mapping[str, str], now: float) -> bool:
+def signature_ok(secret: str, body: bytes, headers: HeaderMap, now: float) -> bool:
     msg_id, ts, sigs = (header(headers, n) for n in ("id", "timestamp", "signature"))
     if not (msg_id and ts and sigs) or not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
         return False
@@ -65,16 +70,16 @@ class StandardWebhooks:
         return [s.get_secret_value() for s in store.standard_webhook_secrets]
 
     def resolve(
-        self, stores: Mapping[str, StoreConfig], headers: Mapping[str, str], hint: str | None
+        self, stores: Mapping[str, StoreConfig], headers: HeaderMap, hint: str | None
     ) -> StoreConfig | None:
         return only_store(stores, hint, lambda s: bool(self.secrets(s)))
 
-    def verify(self, store: StoreConfig, body: bytes, headers: Mapping[str, str]) -> bool:
+    def verify(self, store: StoreConfig, body: bytes, headers: HeaderMap) -> bool:
         now = self._clock()
         return any(signature_ok(s, body, headers, now) for s in self.secrets(store))
 
     def parse(
-        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+        self, store: StoreConfig, body: bytes, headers: HeaderMap, now: float
     ) -> Event | Ignore:
         payload, kind = body_kind(body, "type", TYPES)
         if kind is None:

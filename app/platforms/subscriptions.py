@@ -54,8 +54,10 @@ class Plan:
 
 class Platform(Protocol):
     name: str
-    topics: tuple[str, ...]
     url: str
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
 
     def list(self) -> list[Subscription]: ...
 
@@ -106,12 +108,10 @@ def call(
 ) -> tuple[Any, requests.Response]:
     """One JSON call (`fetch.request`: one line naming the platform and its error code, no
     credentials, no redirect followed with them); a 404 is an error here, never "gone"."""
-    got = request(session, method, url, what, body=body)
-    assert got is not None  # without `gone`, a 404 raises
-    return got
+    return request(session, method, url, what, body=body)
 
 
-def _obj(data: Any, what: str) -> dict[str, Any]:
+def _obj(data: object, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise StoreFetchError(f"{what} API answered an unexpected shape", permanent=True)
     return data

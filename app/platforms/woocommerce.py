@@ -4,7 +4,6 @@ product payloads as the REST API v3 shapes them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -24,13 +23,13 @@ from app.core.model import (
     product_id,
     text,
 )
-from app.platforms.base import HmacPlatform, Ignore, refuse_replayed_delete
+from app.platforms.base import HeaderMap, HmacPlatform, Ignore, refuse_replayed_delete
 
 PRODUCT_TOPICS = {"product.created", "product.updated", "product.deleted", "product.restored"}
 _PING = re.compile(rb"webhook_id=\d{1,20}")
 
 
-def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
+def is_ping(body: bytes, headers: HeaderMap) -> bool:
     """WooCommerce checks a new webhook with an unsigned form post `webhook_id=N` and wants
     exactly 200 back."""
     return "X-WC-Webhook-Signature" not in headers and bool(_PING.fullmatch(body.strip()))
@@ -42,7 +41,7 @@ class WooCommerce(HmacPlatform):
     signature_header = "X-WC-Webhook-Signature"
     topic_header = "X-WC-Webhook-Topic"
 
-    def origin(self, headers: Mapping[str, str]) -> str:
+    def origin(self, headers: HeaderMap) -> str:
         return normalize_source_url(headers.get(self.origin_header) or "")
 
     def origin_of(self, store: StoreConfig) -> str | None:
@@ -52,7 +51,7 @@ class WooCommerce(HmacPlatform):
         return store.woocommerce_webhook_secrets
 
     def parse(
-        self, store: StoreConfig, body: bytes, headers: Mapping[str, str], now: float
+        self, store: StoreConfig, body: bytes, headers: HeaderMap, now: float
     ) -> Event | Ignore:
         topic = self.topic(headers)
         if topic not in PRODUCT_TOPICS:
