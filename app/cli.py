@@ -18,9 +18,6 @@ from typing import Any
 from app.config import SHOPIFY_API_VERSION, ConfigError, load_settings
 from app.core.activity import duration
 
-DEV_SHOPIFY_SECRET = "dev-shopify-secret"
-DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
-
 
 def _runtime():
     from app import runtime
@@ -366,7 +363,6 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     from app.logging_setup import configure_logging
     from app.observability import SchedulerPulse, init_sentry
-    from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
     from workers.subscriptions import run_periodic as keep_subscriptions
@@ -379,7 +375,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             rt.state.migrate(sid)
     except redis.RedisError as e:
         print(f"migration skipped, Redis unavailable: {type(e).__name__}", file=sys.stderr)
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(
         target=run_periodic, args=(rt, d.stop_event), daemon=True, name="reconcile"
@@ -449,6 +445,8 @@ def shopify_headers(body: bytes, secret: str, topic: str, shop: str) -> dict[str
 
 def cmd_send_sample(args: argparse.Namespace) -> int:
     import requests
+
+    from app.devserver import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
 
     secret = args.secret or os.environ.get("SHOPIFY_WEBHOOK_SECRET", DEV_SHOPIFY_SECRET)
     secret = secret.split(",")[0]

@@ -13,10 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
 from app.core import redisconn
 from sandbox import DEFAULT_API_KEY
 
+# The webhook secret and shop `make run` configures when none is set; `send-sample` signs with
+# them by default, so the two work together out of the box.
+DEV_SHOPIFY_SECRET = "dev-shopify-secret"
+DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 

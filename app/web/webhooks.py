@@ -5,8 +5,8 @@ answer is 503 so the platform retries (docs/design.md invariant 1). Nothing a se
 request produces a 500.
 
 This is the one hot path, so it is a small WSGI app mounted at /webhooks beside the Flask
-app rather than a blueprint: Flask's request context, routing and dispatch were 28% of a
-webhook's cost in bench/ingest.py, against nothing here that needs them.
+app rather than a blueprint: Flask's request context, routing and dispatch cost a webhook
+more than anything here needs (docs/design.md, The webhook path).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ RETRY_AFTER_SECONDS = "5"
 
 
 class Answer(NamedTuple):
-    """A webhook's whole answer: a few bytes of JSON. Written straight to WSGI, since
-    building a werkzeug Response was a tenth of a webhook's cost."""
+    """A webhook's whole answer: a few bytes of JSON, written straight to WSGI because a
+    werkzeug Response is a measurable share of a webhook's cost (docs/design.md, The webhook
+    path)."""
 
     status: int
     body: bytes
@@ -154,9 +155,7 @@ def wake(rt, store: str, pid: str) -> None:
     """Publish the Celery wake-up (WAKE_FROM_WEB); if that fails the sweeper wakes the key
     after the grace."""
     try:
-        from workers.dispatch import publish
-
-        publish(rt.celery, store, pid)
+        rt.waker.publish(store, pid)
     except Exception as e:  # noqa: BLE001 - the event is safe in Redis either way
         log.warning("wake_publish_failed", error=type(e).__name__)
 
