@@ -13,13 +13,16 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.config import SHOPIFY_API_VERSION, ConfigError, load_settings
+from app.config import SHOPIFY_API_VERSION, ConfigError, Settings, load_settings
 from app.core.activity import duration
 
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
-def _runtime():
+
+def _runtime() -> Runtime:
     from app import runtime
 
     return runtime.build()
@@ -49,7 +52,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _check_accounts(settings) -> list[str]:
+def _check_accounts(settings: Settings) -> list[str]:
     from app.personyze import PersonyzeError
 
     out = []
@@ -210,7 +213,7 @@ class ResyncProgress:
     LEDGER_EVERY_SECONDS = 0.5
     FINISHED = ("written", "skipped_unchanged", "dead", "coalesced")
 
-    def __init__(self, rt, sid: str, tty: bool) -> None:
+    def __init__(self, rt: Runtime, sid: str, tty: bool) -> None:
         self.rt, self.sid, self.tty = rt, sid, tty
         self.rate = rt.settings.stores[sid].personyze.rate_limit
         self.start = rt.state.ledger(sid)

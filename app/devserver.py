@@ -23,7 +23,7 @@ DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 
-def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, start_new_session=True)
 
 
@@ -52,7 +52,7 @@ def run_dev(port: int) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     bindir = Path(sys.executable).parent
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     embedded = None
     try:
         if not env.get("REDIS_URL"):

@@ -23,6 +23,7 @@ from app.logging_setup import scrub
 
 if TYPE_CHECKING:
     import redis
+    from sentry_sdk.types import Event, Hint, MonitorConfig
 
     from app.config import StoreConfig
 
@@ -52,7 +53,7 @@ DISPATCHER_CHECKIN_SECONDS = 60.0
 HEARTBEAT_EVERY_SECONDS = 5.0
 
 
-def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
+def before_send(event: Event, _hint: Hint) -> Event | None:
     """Never ship a request body (store payloads), a signature or a key to Sentry."""
     req = event.get("request")
     if isinstance(req, dict):
@@ -63,7 +64,8 @@ def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
             req["headers"] = {
                 k: ("[redacted]" if k.lower() in _DROP_HEADERS else v) for k, v in headers.items()
             }
-    return scrub(event)
+    scrubbed: Event = scrub(event)
+    return scrubbed
 
 
 def release() -> str | None:
@@ -253,7 +255,7 @@ def reconcile_monitor(store_id: str, interval_seconds: float) -> Iterator[None]:
     from sentry_sdk.crons import monitor
 
     minutes = max(1, round(interval_seconds / 60))
-    config = {
+    config: MonitorConfig = {
         "schedule": {"type": "interval", "value": minutes, "unit": "minute"},
         "checkin_margin": max(5, minutes // 10),
         "max_runtime": max(30, minutes),
@@ -262,7 +264,7 @@ def reconcile_monitor(store_id: str, interval_seconds: float) -> Iterator[None]:
     }
     with monitor(
         monitor_slug=monitor_slug(f"personyze-sync-reconcile-{store_id}"), monitor_config=config
-    ):  # type: ignore[arg-type]
+    ):
         yield
 
 

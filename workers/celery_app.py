@@ -4,11 +4,13 @@ Messages are wake-ups only, so the settings aim at "a lost or repeated message c
 time, never an update": late acks, redelivery when a worker dies, one message prefetched,
 JSON only, and a soft shutdown that fits the 30 s Heroku and Kubernetes give on SIGTERM.
 
-This is the one place the worker app is built. Its configuration is read from the runtime when
+This is the one place the worker app is built. Its configuration comes from the runtime when
 Celery first reads `conf`, so importing this module reads no settings and connects nowhere."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
@@ -48,6 +50,28 @@ def worker_config(rt: Runtime) -> dict[str, Any]:
     }
 
 
+class LazyConfig(Mapping[str, Any]):
+    """A configuration Celery reads through `config_from_object`, computed the first time it
+    is read: Celery reads it when `conf` is first used, so building the app reads nothing,
+    and a configuration that cannot be built fails that first use loudly."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build = build
+
+    @cached_property
+    def _values(self) -> dict[str, Any]:
+        return self._build()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class WorkerCelery(Celery):
     """A Celery app on a `Runtime`: the one given (tests), else one built from the
     environment the first time it is needed (the `celery worker` process)."""
@@ -55,6 +79,7 @@ class WorkerCelery(Celery):
     def __init__(self, rt: Runtime | None = None) -> None:
         super().__init__("personyze_sync", set_as_current=False)
         self._runtime = rt
+        self.config_from_object(LazyConfig(lambda: worker_config(self.runtime)))
         self.steps["worker"].add(Heartbeat)
 
     @property
@@ -65,10 +90,6 @@ class WorkerCelery(Celery):
             init_sentry(rt.settings, "worker")
             self._runtime = rt
         return self._runtime
-
-    def on_configure(self) -> None:
-        # Celery calls this when `conf` is first read, before it settles the configuration.
-        self.config_from_object(worker_config(self.runtime))
 
 
 def make_celery(rt: Runtime | None = None) -> WorkerCelery:
