@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.config import Settings
 from app.logging_setup import scrub
@@ -144,7 +144,7 @@ def report_failure(
     store: StoreConfig,
     error_type: str,
     platform: str | None = None,
-    level: str = "error",
+    level: Literal["fatal", "error", "warning", "info", "debug"] = "error",
     context: dict[str, Any] | None = None,
 ) -> None:
     """One Sentry event for a condition a person must act on. Grouped by (kind, store,
@@ -161,7 +161,7 @@ def report_failure(
         for name, value in (context or {}).items():
             scope.set_context(name, value)
         # before_send scrubs the whole event (message, contexts, breadcrumbs) on its way out
-        sentry_sdk.capture_message(message, level=level)  # type: ignore[arg-type]
+        sentry_sdk.capture_message(message, level=level)
 
 
 def report_dead_letter(
