@@ -1,6 +1,5 @@
 """The wake-up message: what the web process (WAKE_FROM_WEB) and the scheduler's dispatcher
-publish so a worker syncs one key (docs/design.md: Redis holds the truth; Celery
-messages are wake-ups).
+publish so a worker syncs one key (docs/design.md, Wake-ups and the dispatcher).
 
 A message carries only the key; what to write is read from Redis when it runs, so a lost or
 repeated message costs time, never an update. Publishing needs no worker code: the task is

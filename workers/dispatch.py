@@ -57,7 +57,7 @@ class Dispatcher:
     def tick(self) -> float:
         """Wake what is due and admissible; return how long nothing needs doing, counted from
         the start of the tick, so its own round trips do not slow the pace the rate limit
-        sets (docs/design.md, Backpressure)."""
+        sets (docs/design.md, Wake-ups and the dispatcher)."""
         started = time.monotonic()
         s = self.rt.settings
         idle = MAX_IDLE_SECONDS
