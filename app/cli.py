@@ -13,16 +13,16 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.config import SHOPIFY_API_VERSION, ConfigError, load_settings
+from app.config import SHOPIFY_API_VERSION, ConfigError, Settings, load_settings
 from app.core.activity import duration
 
-DEV_SHOPIFY_SECRET = "dev-shopify-secret"
-DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 
-def _runtime():
+def _runtime() -> Runtime:
     from app import runtime
 
     return runtime.build()
@@ -52,7 +52,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _check_accounts(settings) -> list[str]:
+def _check_accounts(settings: Settings) -> list[str]:
     from app.personyze import PersonyzeError
 
     out = []
@@ -213,7 +213,7 @@ class ResyncProgress:
     LEDGER_EVERY_SECONDS = 0.5
     FINISHED = ("written", "skipped_unchanged", "dead", "coalesced")
 
-    def __init__(self, rt, sid: str, tty: bool) -> None:
+    def __init__(self, rt: Runtime, sid: str, tty: bool) -> None:
         self.rt, self.sid, self.tty = rt, sid, tty
         self.rate = rt.settings.stores[sid].personyze.rate_limit
         self.start = rt.state.ledger(sid)
@@ -366,7 +366,6 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     from app.logging_setup import configure_logging
     from app.observability import SchedulerPulse, init_sentry
-    from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
     from workers.reconcile import run_periodic
     from workers.subscriptions import run_periodic as keep_subscriptions
@@ -379,7 +378,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             rt.state.migrate(sid)
     except redis.RedisError as e:
         print(f"migration skipped, Redis unavailable: {type(e).__name__}", file=sys.stderr)
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     threading.Thread(
         target=run_periodic, args=(rt, d.stop_event), daemon=True, name="reconcile"
@@ -449,6 +448,8 @@ def shopify_headers(body: bytes, secret: str, topic: str, shop: str) -> dict[str
 
 def cmd_send_sample(args: argparse.Namespace) -> int:
     import requests
+
+    from app.devserver import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
 
     secret = args.secret or os.environ.get("SHOPIFY_WEBHOOK_SECRET", DEV_SHOPIFY_SECRET)
     secret = secret.split(",")[0]

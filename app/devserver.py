@@ -13,14 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli import DEV_SHOP_DOMAIN, DEV_SHOPIFY_SECRET
 from app.core import redisconn
 from sandbox import DEFAULT_API_KEY
 
+# The webhook secret and shop `make run` configures when none is set; `send-sample` signs with
+# them by default, so the two work together out of the box.
+DEV_SHOPIFY_SECRET = "dev-shopify-secret"
+DEV_SHOP_DOMAIN = "dev-shop.myshopify.com"
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 
-def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, start_new_session=True)
 
 
@@ -49,7 +52,7 @@ def run_dev(port: int) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     bindir = Path(sys.executable).parent
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     embedded = None
     try:
         if not env.get("REDIS_URL"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -42,8 +43,11 @@ def scrub(value: Any, key: str = "") -> Any:
     return value
 
 
-def _scrub_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return scrub(event)
+def _scrub_processor(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> Mapping[str, Any]:
+    scrubbed: Mapping[str, Any] = scrub(event)
+    return scrubbed
 
 
 class _ScrubFilter(logging.Filter):

@@ -16,13 +16,14 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.config import Settings
 from app.logging_setup import scrub
 
 if TYPE_CHECKING:
     import redis
+    from sentry_sdk.types import Event, Hint, MonitorConfig
 
     from app.config import StoreConfig
 
@@ -52,7 +53,7 @@ DISPATCHER_CHECKIN_SECONDS = 60.0
 HEARTBEAT_EVERY_SECONDS = 5.0
 
 
-def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
+def before_send(event: Event, _hint: Hint) -> Event | None:
     """Never ship a request body (store payloads), a signature or a key to Sentry."""
     req = event.get("request")
     if isinstance(req, dict):
@@ -63,7 +64,8 @@ def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
             req["headers"] = {
                 k: ("[redacted]" if k.lower() in _DROP_HEADERS else v) for k, v in headers.items()
             }
-    return scrub(event)
+    scrubbed: Event = scrub(event)
+    return scrubbed
 
 
 def release() -> str | None:
@@ -142,7 +144,7 @@ def report_failure(
     store: StoreConfig,
     error_type: str,
     platform: str | None = None,
-    level: str = "error",
+    level: Literal["fatal", "error", "warning", "info", "debug"] = "error",
     context: dict[str, Any] | None = None,
 ) -> None:
     """One Sentry event for a condition a person must act on. Grouped by (kind, store,
@@ -159,7 +161,7 @@ def report_failure(
         for name, value in (context or {}).items():
             scope.set_context(name, value)
         # before_send scrubs the whole event (message, contexts, breadcrumbs) on its way out
-        sentry_sdk.capture_message(message, level=level)  # type: ignore[arg-type]
+        sentry_sdk.capture_message(message, level=level)
 
 
 def report_dead_letter(
@@ -253,7 +255,7 @@ def reconcile_monitor(store_id: str, interval_seconds: float) -> Iterator[None]:
     from sentry_sdk.crons import monitor
 
     minutes = max(1, round(interval_seconds / 60))
-    config = {
+    config: MonitorConfig = {
         "schedule": {"type": "interval", "value": minutes, "unit": "minute"},
         "checkin_margin": max(5, minutes // 10),
         "max_runtime": max(30, minutes),
@@ -262,7 +264,7 @@ def reconcile_monitor(store_id: str, interval_seconds: float) -> Iterator[None]:
     }
     with monitor(
         monitor_slug=monitor_slug(f"personyze-sync-reconcile-{store_id}"), monitor_config=config
-    ):  # type: ignore[arg-type]
+    ):
         yield
 
 

@@ -7,12 +7,16 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from app.config import Settings, load_settings
 from app.core import redisconn
 from app.core.state import State
+
+if TYPE_CHECKING:
+    from app.wakeups import Waker
 
 log = logging.getLogger(__name__)
 EMBEDDED_PORT = 6390
@@ -44,11 +48,12 @@ class Runtime:
         return self.settings.broker_url or self.url
 
     @cached_property
-    def celery(self):
-        """A Celery app on this runtime, for publishing wake-ups from the web process."""
-        from workers.celery_app import make_celery
+    def waker(self) -> Waker:
+        """The wake-up publisher (the dispatcher; the web process with WAKE_FROM_WEB), built on
+        first use: a process that never publishes opens no broker connection."""
+        from app.wakeups import Waker
 
-        return make_celery(self)
+        return Waker(self.settings, self.broker_url)
 
 
 def build(settings: Settings | None = None) -> Runtime:

@@ -1,11 +1,10 @@
 """gunicorn settings shared by the Procfile, the Dockerfile and `make run`.
 
-Sync workers, 2 x cores + 1 of them: a webhook is ~0.3 ms of CPU around one short Redis round
-trip, and with threads (gthread) every request paid for GIL hand-offs around that round trip:
-bench/ingest.py measured 0.44 of a bare Flask app's throughput with gthread 2x4 and 0.52-0.60
-with sync, p99 21 ms -> 10 ms at 16 connections. Sync workers want a proxy in front that
-buffers requests (Heroku's router, ingress-nginx); WEB_WORKER_CLASS=gthread and WEB_THREADS
-switch back where that is not so."""
+Sync workers, 2 x cores + 1 of them: a webhook is a little CPU around one short Redis round
+trip, and with threads (gthread) every request pays for GIL hand-offs around that round trip:
+less throughput and a longer tail (docs/design.md has the figures and the benchmark). Sync
+workers want a proxy in front that buffers requests (Heroku's router, ingress-nginx);
+WEB_WORKER_CLASS=gthread and WEB_THREADS switch back where that is not so."""
 
 import multiprocessing
 import os

@@ -211,12 +211,12 @@ def worker(celery_app):
 
 
 @pytest.fixture
-def dispatcher(rt, celery_app):
+def dispatcher(rt):
     import threading
 
     from workers.dispatch import Dispatcher
 
-    d = Dispatcher(rt, celery_app)
+    d = Dispatcher(rt)
     t = threading.Thread(target=d.run, daemon=True)
     t.start()
     yield d
@@ -229,13 +229,12 @@ def dispatcher_factory():
     """Start a dispatcher (the scheduler process's loop) for a given runtime, in a thread."""
     import threading
 
-    from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
 
     stops = []
 
     def start(rt):
-        d = Dispatcher(rt, make_celery(rt))
+        d = Dispatcher(rt)
         t = threading.Thread(target=d.run, daemon=True)
         t.start()
 

@@ -28,7 +28,7 @@ def syncing(rt, concurrency: int = 4, dispatcher: bool = True):
     from workers.dispatch import Dispatcher
 
     celery = make_celery(rt)
-    d = Dispatcher(rt, celery)
+    d = Dispatcher(rt)
     loop = threading.Thread(target=d.run, daemon=True)
     if dispatcher:
         loop.start()

@@ -12,7 +12,6 @@ from app import create_app, runtime
 from app.core.state import ledger_balance
 from tests.servers import eventually, peak, syncing
 from tests.support import send, settled, shopify_product
-from workers.celery_app import make_celery
 from workers.dispatch import Dispatcher
 
 PID = "632910392"
@@ -50,7 +49,7 @@ def test_queued_wake_up_is_not_woken_again_but_a_lost_one_is(make_settings, r):
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
     send(web, shopify_product(pid=1))
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     d.tick()
     assert d.woken == 1 and r.llen(settings.sync_queue) == 1
     time.sleep(0.3)  # past the grace, but the message is still in the queue: no second one
@@ -66,7 +65,7 @@ def test_new_version_of_a_queued_key_is_not_woken_twice(make_settings, r):
     rt = runtime.build(settings)
     web = create_app(settings).test_client()
     send(web, shopify_product(pid=1, at=1))
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     d.tick()
     assert send(web, shopify_product(pid=1, at=2)) == "accepted"  # the queued message covers it
     d.tick()
@@ -82,7 +81,7 @@ def test_paused_or_slow_account_does_not_fill_the_queue(make_settings, r, how):
     web = create_app(settings).test_client()
     for pid in range(1, 101):
         send(web, shopify_product(pid=pid))
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     if how == "paused":
         d.limiters["default"].unavailable(30, 1, 60)
     for _ in range(20):

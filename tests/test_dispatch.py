@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from app import create_app, runtime
 from tests.support import shopify_product, shopify_request
@@ -20,8 +21,7 @@ def test_two_schedulers_wake_each_key_once(make_settings, r):
     for pid in range(1, 201):
         body, headers = shopify_request(shopify_product(pid=pid))
         web.post("/webhooks/shopify", data=body, headers=headers)
-    celery = make_celery(rt)
-    a, b = Dispatcher(rt, celery), Dispatcher(rt, celery)
+    a, b = Dispatcher(rt), Dispatcher(rt)
     barrier = threading.Barrier(2)
 
     def spin(d):
@@ -49,7 +49,7 @@ def test_dispatcher_wakes_only_what_the_rate_limit_admits(make_settings, r):
     for pid in range(1, 51):
         body, headers = shopify_request(shopify_product(pid=pid))
         web.post("/webhooks/shopify", data=body, headers=headers)
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     d.tick()
     assert 1 <= d.woken <= 2
     assert rt.state.due_count("default") == 50  # everything is still due, nothing lost
@@ -61,7 +61,7 @@ def test_lost_wake_up_is_woken_again_after_the_grace(make_settings, r):
     web = create_app(settings).test_client()
     body, headers = shopify_request(shopify_product(pid=1))
     web.post("/webhooks/shopify", data=body, headers=headers)
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     d.tick()
     r.delete(settings.sync_queue)  # the message is lost
     time.sleep(0.25)
@@ -91,8 +91,31 @@ def test_rediss_broker_gets_ssl_cert_reqs(make_settings):
     settings = make_settings(
         broker_url="rediss://:pw@redis.example.com:6380/0", redis_tls_verify=False
     )
-    app = make_celery(runtime.build(settings))
+    rt = runtime.build(settings)
+    app = make_celery(rt)
     assert app.conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE, "ssl_check_hostname": False}
+    # the publishers (web, dispatcher) connect to the broker as the worker does
+    assert rt.waker.celery.conf.broker_use_ssl == app.conf.broker_use_ssl
+    assert rt.waker.celery.conf.broker_transport == app.conf.broker_transport
+
+
+def test_the_worker_app_reads_no_settings_until_celery_needs_them(tmp_path):
+    """`celery -A workers.celery_app:celery` imports the module; tests and tools import it
+    too: that alone builds no runtime (no settings read, no Redis started or dialled)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import workers.celery_app as m\n"
+        "assert not m.celery.configured and m.celery._runtime is None\n"
+        "from app import runtime\n"
+        "assert runtime._embedded is None\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0
+    assert not (tmp_path / "var").exists()
 
 
 def test_worker_heartbeat_file_for_liveness(make_settings, tmp_path):

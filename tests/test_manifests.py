@@ -175,11 +175,9 @@ def test_python_render_agrees_with_kubectl():
         )
 
 
-def test_the_sync_queue_is_a_redis_list_of_that_name(rt, celery_app):
+def test_the_sync_queue_is_a_redis_list_of_that_name(rt):
     """What KEDA's redis scaler measures: kombu's Redis transport keeps a queue's messages
     in a list named after the queue (default priority), LLEN is its length."""
-    from workers.dispatch import publish
-
     for pid in ("1", "2", "3"):
-        publish(celery_app, "default", pid)
+        rt.waker.publish("default", pid)
     assert rt.redis.llen(rt.settings.sync_queue) == 3

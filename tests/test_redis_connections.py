@@ -265,12 +265,11 @@ def test_rediss_opt_out_reaches_a_separate_broker_and_the_release_check(
 ):
     """A separate `rediss://` BROKER_URL: the dispatcher's queue reads use the opt-out too
     (without it every tick fails and nothing is woken), and so does `check`'s PING."""
-    from workers.celery_app import make_celery
     from workers.dispatch import Dispatcher
 
     url, _ = tls_redis
     rt = runtime.build(make_settings(redis_url=redis_url, broker_url=url, redis_tls_verify=False))
-    d = Dispatcher(rt, make_celery(rt))
+    d = Dispatcher(rt)
     assert d.broker is not rt.redis and d.broker.ping()
     assert d.tick() >= 0  # reads the broker queue's length over TLS
     assert redisconn.answers(url, tls_verify=False)

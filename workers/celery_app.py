@@ -1,47 +1,45 @@
-"""The Celery app (`workers.celery_app:celery`), configured for loss tolerance.
+"""The worker's Celery app (`workers.celery_app:celery`), configured for loss tolerance.
 
 Messages are wake-ups only, so the settings aim at "a lost or repeated message costs a little
 time, never an update": late acks, redelivery when a worker dies, one message prefetched,
-JSON only, and a soft shutdown that fits the 30 s Heroku and Kubernetes give on SIGTERM."""
+JSON only, and a soft shutdown that fits the 30 s Heroku and Kubernetes give on SIGTERM.
+
+This is the one place the worker app is built. Its configuration comes from the runtime when
+Celery first reads `conf`, so importing this module reads no settings and connects nowhere."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 
+import workers.tasks  # noqa: F401 - declares the tasks (shared) this app runs
 from app import runtime as runtime_mod
-from app.core.redisconn import tls_options
+from app.broker import broker_config
+from app.logging_setup import configure_logging
+from app.observability import init_sentry
 from app.runtime import Runtime
-from workers.broker import TRANSPORT as BROKER_TRANSPORT
-
-SYNC_TASK = "personyze_sync.sync_product"
+from workers.heartbeat import Heartbeat
 
 
-def make_celery(rt: Runtime) -> Celery:
-    app = Celery("personyze_sync", set_as_current=False)
-    broker = rt.broker_url
-    conf: dict[str, Any] = {
-        "broker_url": broker,
-        # kombu's Redis transport with the fix that lets a worker outlive a Redis restart
-        "broker_transport": BROKER_TRANSPORT,
+def worker_config(rt: Runtime) -> dict[str, Any]:
+    """The broker connection (app/broker.py, shared with the publishers) and how the worker
+    consumes."""
+    s = rt.settings
+    return broker_config(s, rt.broker_url) | {
         "result_backend": None,
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "task_default_queue": rt.settings.sync_queue,
         # The lease outlives the hard limit (checked by Settings): a task never writes after
         # its product was handed to another worker.
-        "task_soft_time_limit": rt.settings.task_soft_time_limit_seconds,
-        "task_time_limit": rt.settings.task_time_limit_seconds,
-        # Longer than any task can run, so a slow task is not redelivered while it runs.
-        "broker_transport_options": {"visibility_timeout": 3600},
+        "task_soft_time_limit": s.task_soft_time_limit_seconds,
+        "task_time_limit": s.task_time_limit_seconds,
         "worker_soft_shutdown_timeout": 25.0,
         "worker_enable_soft_shutdown_on_idle": False,
-        "broker_connection_retry_on_startup": True,
         # A Redis restart: tasks running when the broker connection drops are cancelled
         # (their products are retried after the lease) instead of finishing into a consumer
         # being rebuilt, where their time-limit timers fired late at other tasks' processes
@@ -50,43 +48,54 @@ def make_celery(rt: Runtime) -> Celery:
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }
-    if broker.startswith("rediss://"):
-        # The certificate is checked unless REDIS_TLS_VERIFY=false (Heroku's self-signed ones).
-        conf["broker_use_ssl"] = tls_options(rt.settings.redis_tls_verify)
-    app.conf.update(conf)
-    app.runtime = rt  # type: ignore[attr-defined]
-
-    from workers.heartbeat import Heartbeat
-    from workers.tasks import register
-
-    register(app)
-    app.steps["worker"].add(Heartbeat)
-    return app
 
 
-def __getattr__(name: str) -> Any:
-    """`celery` is built on first use, from the environment, so importing this module in a
-    test or a tool does not read settings or connect anywhere."""
-    if name == "celery":
-        global celery
-        celery = make_celery(runtime_mod.build())
-        from app.logging_setup import configure_logging
-        from app.observability import init_sentry
+class LazyConfig(Mapping[str, Any]):
+    """A configuration Celery reads through `config_from_object`, computed the first time it
+    is read: Celery reads it when `conf` is first used, so building the app reads nothing,
+    and a configuration that cannot be built fails that first use loudly."""
 
-        configure_logging(celery.runtime.settings.log_level)
-        init_sentry(celery.runtime.settings, "worker")
-        return celery
-    raise AttributeError(name)
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build = build
+
+    @cached_property
+    def _values(self) -> dict[str, Any]:
+        return self._build()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
-class BoundTask(Task):
-    """Binds the task's identity into every log line (warehouse's WarehouseTask idea)."""
+class WorkerCelery(Celery):
+    """A Celery app on a `Runtime`: the one given (tests), else one built from the
+    environment the first time it is needed (the `celery worker` process)."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        import structlog
+    def __init__(self, rt: Runtime | None = None) -> None:
+        super().__init__("personyze_sync", set_as_current=False)
+        self._runtime = rt
+        self.config_from_object(LazyConfig(lambda: worker_config(self.runtime)))
+        self.steps["worker"].add(Heartbeat)
 
-        structlog.contextvars.bind_contextvars(task_id=self.request.id, task=self.name)
-        try:
-            return super().__call__(*args, **kwargs)
-        finally:
-            structlog.contextvars.clear_contextvars()
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            rt = runtime_mod.build()
+            configure_logging(rt.settings.log_level)
+            init_sentry(rt.settings, "worker")
+            self._runtime = rt
+        return self._runtime
+
+
+def make_celery(rt: Runtime | None = None) -> WorkerCelery:
+    """The worker app on `rt` (Flask's `celery_init_app` idea), or on the environment's
+    runtime when `rt` is None."""
+    return WorkerCelery(rt)
+
+
+celery = make_celery()

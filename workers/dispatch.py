@@ -15,13 +15,12 @@ from collections.abc import Callable
 
 import redis
 import structlog
-from celery import Celery
 from kombu.exceptions import OperationalError
 
 from app.core import redisconn
 from app.core.ratelimit import AccountLimiter
 from app.runtime import Runtime
-from workers.celery_app import SYNC_TASK
+from app.wakeups import Waker
 
 log = structlog.get_logger(__name__)
 MAX_IDLE_SECONDS = 1.0
@@ -32,9 +31,9 @@ QUEUE_FULL_POLL_SECONDS = 0.1
 
 
 class Dispatcher:
-    def __init__(self, rt: Runtime, celery: Celery) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.celery = celery
+        self.waker: Waker = rt.waker
         self.stop_event = threading.Event()
         self.limiters = {
             sid: AccountLimiter(rt.redis, rt.state.keys, s.personyze)
@@ -53,12 +52,12 @@ class Dispatcher:
         return int(self.broker.llen(self.rt.settings.sync_queue))
 
     def publish(self, store: str, pid: str) -> None:
-        publish(self.celery, store, pid)
+        self.waker.publish(store, pid)
 
     def tick(self) -> float:
         """Wake what is due and admissible; return how long nothing needs doing, counted from
-        the start of the tick (so its own round trips are not added to every token interval:
-        that cost 4% of the rate in bench/sync.py)."""
+        the start of the tick, so its own round trips do not slow the pace the rate limit
+        sets (docs/design.md, Wake-ups and the dispatcher)."""
         started = time.monotonic()
         s = self.rt.settings
         idle = MAX_IDLE_SECONDS
@@ -110,8 +109,3 @@ class Dispatcher:
 
     def stop(self) -> None:
         self.stop_event.set()
-
-
-def publish(celery: Celery, store: str, pid: str) -> None:
-    """The wake-up message: just the key; what to do is read from Redis."""
-    celery.send_task(SYNC_TASK, args=[store, pid], queue=celery.runtime.settings.sync_queue)

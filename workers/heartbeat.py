@@ -16,7 +16,7 @@ INTERVAL_SECONDS = 10.0
 
 
 class Heartbeat(bootsteps.StartStopStep):
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         self.path = Path(os.environ.get("WORKER_HEARTBEAT_FILE", ""))

@@ -38,7 +38,9 @@ def public_url(rt: Runtime) -> str | None:
     if rt.settings.public_url:
         return rt.settings.public_url
     raw = rt.redis.get(url_key(rt))
-    return raw.decode() if raw else None
+    if isinstance(raw, bytes):
+        return raw.decode() or None
+    return raw or None
 
 
 def repairs(rt: Runtime, store: str) -> dict[str, int]:

@@ -28,7 +28,8 @@ from app.personyze import (
     PersonyzeError,
     PersonyzeUnavailable,
 )
-from app.platforms.fetch import FETCHERS, Fetcher, StoreFetchError, can_verify
+from app.platforms.fetch import Fetcher, StoreFetchError, can_verify
+from app.platforms.fetchers import FETCHERS
 
 log = structlog.get_logger(__name__)
 MAX_ERRORS_KEPT = 20

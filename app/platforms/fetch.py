@@ -412,21 +412,6 @@ def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
     return fetch
 
 
-def shopify_fetcher(store: StoreConfig) -> Fetcher:
-    """The product as Shopify has it now, through the GraphQL Admin API (app/platforms/
-    shopify_admin.py); None when it no longer exists. Throttled: `Throttled`, retried later."""
-    from app.platforms.shopify_admin import AdminClient
-
-    return AdminClient(store).product
-
-
-FETCHERS: dict[str, Callable[[StoreConfig], Fetcher]] = {
-    "woocommerce": woocommerce_fetcher,
-    "bigcommerce": bigcommerce_fetcher,
-    "shopify": shopify_fetcher,
-}
-
-
 def can_verify(store: StoreConfig, platform: str) -> bool:
     """Whether webhook products of `platform` (`Product.verify_with`) can be re-read from its
     Admin API for this store (docs/design.md, Shopify stock)."""

@@ -23,7 +23,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     g,
     jsonify,
     redirect,
@@ -31,8 +30,11 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from app.core import activity
+from app.runtime import Runtime
+from app.web import current_runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 bp.add_app_template_filter(activity.duration, "duration")
@@ -43,7 +45,7 @@ RECENT_SHOWN = 15
 
 
 def _token() -> bytes:
-    token = current_app.extensions["personyze_sync"].settings.admin_token
+    token = current_runtime().settings.admin_token
     if token is None or not token.get_secret_value():
         abort(404)  # an empty ADMIN_TOKEN must not mean "no password"
     return token.get_secret_value().encode()
@@ -115,7 +117,7 @@ def _https() -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():
+def login() -> ResponseReturnValue:
     error = None
     if request.method == "POST":
         given = request.form.get("token", "").strip().encode()
@@ -137,20 +139,20 @@ def login():
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     resp = redirect(url_for("admin.login"), 303)
     resp.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="Strict", secure=_https())
     return resp
 
 
-def _store(store: str):
-    rt = current_app.extensions["personyze_sync"]
+def _store(store: str) -> Runtime:
+    rt = current_runtime()
     if store not in rt.settings.stores:
         abort(404, description="unknown store")
     return rt
 
 
-def _dlq_page(rt, store: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
+def _dlq_page(rt: Runtime, store: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
     """The first `limit` dead letters (HSCAN: a DLQ of 10k entries is not read whole)."""
     out = []
     for pid, raw in rt.redis.hscan_iter(rt.state.keys.dlq(store), count=limit):
@@ -164,8 +166,8 @@ def _dlq_page(rt, store: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
 
 @bp.get("/")
 @bp.get("")  # registered first: url_for builds /admin
-def page():
-    rt = current_app.extensions["personyze_sync"]
+def page() -> ResponseReturnValue:
+    rt = current_runtime()
     stores = []
     for sid in rt.settings.stores:
         view = activity.overview(rt.state, rt.settings.stores[sid])
@@ -187,19 +189,19 @@ def page():
 
 
 @bp.get("/status")
-def status():
-    rt = current_app.extensions["personyze_sync"]
+def status() -> ResponseReturnValue:
+    rt = current_runtime()
     return jsonify({sid: activity.overview(rt.state, s) for sid, s in rt.settings.stores.items()})
 
 
 @bp.get("/dlq/<store>")
-def dlq_list(store: str):
+def dlq_list(store: str) -> ResponseReturnValue:
     return jsonify(_store(store).state.dlq_list(store))
 
 
 @bp.post("/dlq/<store>/<any(replay, purge):action>")
 @bp.post("/dlq/<store>/<path:pid>/<any(replay, purge):action>")
-def dlq_act(store: str, action: str, pid: str | None = None):
+def dlq_act(store: str, action: str, pid: str | None = None) -> ResponseReturnValue:
     """Replay (back to pending, fresh retry budget) or purge one entry, or all of them."""
     rt = _store(store)
     pids = [pid] if pid is not None else rt.state.dlq_ids(store)

@@ -4,20 +4,23 @@ cannot record events is taken out of the load balancer instead of answering 503s
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from app.web import current_runtime
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> ResponseReturnValue:
     try:
-        current_app.extensions["personyze_sync"].redis.ping()
+        current_runtime().redis.ping()
     except redis.RedisError:
         return jsonify(status="redis unavailable"), 503
     return jsonify(status="ready")

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 import redis
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -20,12 +20,15 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    Metric,
 )
 from prometheus_client.registry import Collector
 
 from app.core import activity
 from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS, REPAIRS_FIELD
 from app.observability import last_heartbeat
+from app.runtime import Runtime
+from app.web import current_runtime
 
 WEBHOOKS = Counter(
     "personyze_sync_webhooks_total", "Webhook deliveries answered", ["platform", "outcome"]
@@ -35,10 +38,10 @@ bp = Blueprint("metrics", __name__)
 
 
 class StateCollector(Collector):
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         ledger = GaugeMetricFamily(
             "personyze_sync_ledger",
             "Events by outcome (docs/design.md invariant 8)",
@@ -141,9 +144,9 @@ def metrics() -> Response:
     else:
         from prometheus_client import REGISTRY
 
-        registry = REGISTRY  # type: ignore[assignment]
+        registry = REGISTRY
     out = generate_latest(registry)
     state_registry = CollectorRegistry()
-    state_registry.register(StateCollector(current_app.extensions["personyze_sync"]))
+    state_registry.register(StateCollector(current_runtime()))
     out += generate_latest(state_registry)
     return Response(out, mimetype=CONTENT_TYPE_LATEST)

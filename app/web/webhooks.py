@@ -5,14 +5,15 @@ answer is 503 so the platform retries (docs/design.md invariant 1). Nothing a se
 request produces a 500.
 
 This is the one hot path, so it is a small WSGI app mounted at /webhooks beside the Flask
-app rather than a blueprint: Flask's request context, routing and dispatch were 28% of a
-webhook's cost in bench/ingest.py, against nothing here that needs them.
+app rather than a blueprint: Flask's request context, routing and dispatch cost a webhook
+more than anything here needs (docs/design.md, The webhook path).
 """
 
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 import redis
 import structlog
@@ -27,7 +28,11 @@ from app.platforms.bigcommerce import BigCommerce
 from app.platforms.shopify import Shopify
 from app.platforms.standard import StandardWebhooks
 from app.platforms.woocommerce import WooCommerce, is_ping
+from app.runtime import Runtime
 from app.web import metrics
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = structlog.get_logger(__name__)
 
@@ -41,14 +46,15 @@ RETRY_AFTER_SECONDS = "5"
 
 
 class Answer(NamedTuple):
-    """A webhook's whole answer: a few bytes of JSON. Written straight to WSGI, since
-    building a werkzeug Response was a tenth of a webhook's cost."""
+    """A webhook's whole answer: a few bytes of JSON, written straight to WSGI because a
+    werkzeug Response is a measurable share of a webhook's cost (docs/design.md, The webhook
+    path)."""
 
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
 
-    def __call__(self, environ: dict, start_response) -> list[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response(
             f"{self.status} {HTTP_STATUS_CODES[self.status]}",
             [
@@ -98,7 +104,7 @@ def read_body(request: Request, limit: int) -> bytes:
             raise RequestEntityTooLarge()
 
 
-def discard(stream, most: int) -> None:
+def discard(stream: IO[bytes], most: int) -> None:
     """Read and drop up to `most` bytes of what the sender is still sending. Answering 413
     with the body unread makes the server's close reset the connection under a client that
     is still writing, and it never sees the answer (http.client: BrokenPipeError)."""
@@ -113,7 +119,7 @@ def discard(stream, most: int) -> None:
         return
 
 
-def receive(rt, request: Request, platform: str, hint: str | None = None) -> Answer:
+def receive(rt: Runtime, request: Request, platform: str, hint: str | None = None) -> Answer:
     """The one path every platform's delivery takes."""
     adapter = ADAPTERS[platform]
     body = read_body(request, rt.settings.max_body_bytes)
@@ -150,13 +156,11 @@ def receive(rt, request: Request, platform: str, hint: str | None = None) -> Ans
     return _answer(200, recorded.name.lower(), platform)
 
 
-def wake(rt, store: str, pid: str) -> None:
+def wake(rt: Runtime, store: str, pid: str) -> None:
     """Publish the Celery wake-up (WAKE_FROM_WEB); if that fails the sweeper wakes the key
     after the grace."""
     try:
-        from workers.dispatch import publish
-
-        publish(rt.celery, store, pid)
+        rt.waker.publish(store, pid)
     except Exception as e:  # noqa: BLE001 - the event is safe in Redis either way
         log.warning("wake_publish_failed", error=type(e).__name__)
 
@@ -164,10 +168,10 @@ def wake(rt, store: str, pid: str) -> None:
 class WebhookApp:
     """POST /<platform> or /<platform>/<store id> (mounted at /webhooks)."""
 
-    def __init__(self, rt) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    def __call__(self, environ: dict, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         parts = environ.get("PATH_INFO", "").strip("/").split("/")
         platform = parts[0]
         if platform not in ADAPTERS or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
