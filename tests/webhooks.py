@@ -88,10 +88,12 @@ class Reply:
     headers: Mapping[str, str]
 
     @property
-    def status(self) -> str | None:
-        """The outcome the app names ("accepted_wake", "duplicate", "stale", "ignored", or
-        an error such as "unauthorized")."""
-        return self.json.get("status") if isinstance(self.json, dict) else None
+    def status(self) -> str:
+        """What the app did with a delivery it took ("accepted_wake", "accepted", "duplicate",
+        "stale", "ignored"). Only a 200 has one: asking a refused delivery for it fails the
+        test with the app's answer (a test about a refusal asserts `status_code`)."""
+        assert self.status_code == 200, (self.status_code, self.text)
+        return str(self.json["status"])
 
 
 class Webhooks:
