@@ -116,6 +116,7 @@ class Webhooks:
         self._target = target
         self._default = default  # the fixture's own app, built only if it is posted to
         self._client: FlaskClient | str | None = None
+        self._others: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Target, Webhooks]] = {}
         self.shop = shop
         self.shopify_secret = shopify_secret
         self.woo_source = woo_source
@@ -125,7 +126,15 @@ class Webhooks:
         self.timeout = timeout
 
     def to(self, target: Target, **defaults: Any) -> Webhooks:
-        """The same signer posting to `target`, with `defaults` changed (e.g. `woo_source`)."""
+        """The same signer posting to `target`, with `defaults` changed (e.g. `woo_source`).
+        Asked again for the same target, it is the same one: an app is built once per
+        settings (each app holds Redis connections of its own)."""
+        key = (id(target), tuple(sorted(defaults.items())))
+        if key not in self._others:  # the target is kept with it, so its id is not reused
+            self._others[key] = (target, self._with(target, defaults))
+        return self._others[key][1]
+
+    def _with(self, target: Target, defaults: dict[str, Any]) -> Webhooks:
         kept = {
             "shop": self.shop,
             "shopify_secret": self.shopify_secret,
