@@ -143,6 +143,12 @@ def dead_letters(rt, sandbox, *pids: str) -> None:
     sandbox.faults.update(error_400_rate=0.0)
 
 
+def send(webhooks: Webhooks, payload: Any, topic: str = "products/update", **signing: Any) -> str:
+    """Deliver a Shopify product webhook; what the app did with it ("accepted_wake",
+    "duplicate", "stale", ...), after asserting it was taken (200)."""
+    return webhooks.shopify(topic, payload, **signing).status
+
+
 def settled(rt, store: str = "default") -> dict[str, int] | None:
     """The store's ledger once nothing is pending or due (for `eventually`), else None."""
     led = rt.state.ledger(store)

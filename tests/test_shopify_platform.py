@@ -19,6 +19,7 @@ from app.platforms.shopify import normalize
 from app.platforms.shopify_admin import AdminClient, Throttled, bulk_nodes, to_rest
 from tests.constants import SHOPIFY_TOKEN
 from tests.fake_shopify import FakeShopify, gql_product, gql_variant
+from tests.support import send
 from workers.reconcile import reconcile
 from workers.sync import Syncer
 
@@ -123,20 +124,14 @@ def test_unpublished_or_inactive_products_are_not_live(settings):
     assert row_of(trimmed, settings) is not None
 
 
-def deliver(store, payload):
-    """A `products/update` webhook to `store` (a `webhooks.to(...)`); what the app did with
-    it, after asserting it was taken (200)."""
-    return store.shopify("products/update", payload).status
-
-
 def test_unpublishing_deletes_the_row(make_settings, sandbox, webhooks):
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url))
     store, s = webhooks.to(rt.settings), Syncer(rt.settings, rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
-    deliver(store, p)
+    send(store, p)
     assert s.run("default", "788032119674292922") == "written"
     assert [r["internal_id"] for r in sandbox.rows("products")] == ["788032119674292922"]
-    deliver(store, dict(p, published_at=None, updated_at="2022-01-01T00:00:00-05:00"))
+    send(store, dict(p, published_at=None, updated_at="2022-01-01T00:00:00-05:00"))
     assert s.run("default", "788032119674292922") == "written"
     assert sandbox.rows("products") == []
     assert ledger_balance(rt.state.ledger("default")) == 0
@@ -198,7 +193,7 @@ def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox, webhooks):
     for v in p["variants"]:
         v["inventory_quantity"] = 0
     assert row_of(p, shop_rt.settings)["is_in_stock"] == "no"
-    deliver(webhooks.to(shop_rt.settings), p)
+    send(webhooks.to(shop_rt.settings), p)
     assert Syncer(shop_rt.settings, shop_rt.state).run("default", "788032119674292922") == "written"
     [row] = sandbox.rows("products")
     assert row["is_in_stock"] == "yes" and "inventory" not in row
@@ -216,7 +211,7 @@ def test_one_store_call_per_write_and_none_for_unchanged(shop_rt, shop, sandbox,
     ):
         for v in p["variants"]:
             v["inventory_quantity"] = 5
-        deliver(store, dict(p, updated_at=at))  # the same content, e.g. an order elsewhere
+        send(store, dict(p, updated_at=at))  # the same content, e.g. an order elsewhere
         assert s.run("default", "788032119674292922") == (
             "written" if n == 0 else "skipped_unchanged"
         )
@@ -234,14 +229,14 @@ def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(shop_rt, shop, 
         v["inventory_quantity"] = 0
     outcomes = []
     for day in range(1, 5):
-        deliver(store, dict(p, updated_at=f"2022-01-0{day}T00:00:00Z"))
+        send(store, dict(p, updated_at=f"2022-01-0{day}T00:00:00Z"))
         outcomes.append(s.run("default", "788032119674292922"))
     assert outcomes == ["written"] + ["skipped_unchanged"] * 3
     assert len(shop.ops("ShopifyProduct")) == 1
     assert sandbox.rows("products")[0]["is_in_stock"] == "yes"
     p["title"] = "renamed"  # new content is checked again
     shop.products[788032119674292922]["title"] = "renamed"
-    deliver(store, dict(p, updated_at="2022-01-09T00:00:00Z"))
+    send(store, dict(p, updated_at="2022-01-09T00:00:00Z"))
     assert s.run("default", "788032119674292922") == "written"
     assert len(shop.ops("ShopifyProduct")) == 2
     assert ledger_balance(shop_rt.state.ledger("default")) == 0
@@ -251,10 +246,10 @@ def test_a_product_gone_from_shopify_is_deleted(shop_rt, shop, sandbox, webhooks
     store, s = webhooks.to(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     shop.products[788032119674292922] = t_shirt_node()
     p = fixture("products_create_2025-10_example_t_shirt.json")
-    deliver(store, p)
+    send(store, p)
     assert s.run("default", "788032119674292922") == "written"
     del shop.products[788032119674292922]  # deleted; its delete webhook not yet here
-    deliver(store, dict(p, title="renamed", updated_at="2022-01-02T00:00:00Z"))
+    send(store, dict(p, title="renamed", updated_at="2022-01-02T00:00:00Z"))
     assert s.run("default", "788032119674292922") == "written"
     assert sandbox.rows("products") == []
     assert ledger_balance(shop_rt.state.ledger("default")) == 0
@@ -262,7 +257,7 @@ def test_a_product_gone_from_shopify_is_deleted(shop_rt, shop, sandbox, webhooks
 
 def test_throttled_sync_is_retried_later_without_using_the_budget(shop_rt, shop, sandbox, webhooks):
     shop.products[788032119674292922] = t_shirt_node()
-    deliver(webhooks.to(shop_rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
+    send(webhooks.to(shop_rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
     shop.throttle_next = 1
     s = Syncer(shop_rt.settings, shop_rt.state)
     assert s.run("default", "788032119674292922") == "store_throttled"
@@ -283,7 +278,7 @@ def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox,
     shop.products[788032119674292922] = t_shirt_node(qty=0, policy="CONTINUE")
     with syncing(shop_rt, concurrency=2):
         p = fixture("products_create_2025-10_example_t_shirt.json")
-        deliver(webhooks.to(shop_rt.settings), p)
+        send(webhooks.to(shop_rt.settings), p)
         rows = eventually(lambda: sandbox.rows("products"))
     assert rows[0]["internal_id"] == "788032119674292922"
     assert rows[0]["is_in_stock"] == "yes" and int(rows[0]["inventory"]) == 0
@@ -298,7 +293,7 @@ def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbo
             shopify_admin_api_url=shop.url,
         )
     )
-    deliver(webhooks.to(rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
+    send(webhooks.to(rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
     assert Syncer(rt.settings, rt.state).run("default", "788032119674292922") == "dead"
     entry = rt.state.dlq_list("default")["788032119674292922"]
     text = json.dumps(entry)

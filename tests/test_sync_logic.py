@@ -8,21 +8,10 @@ import time
 import pytest
 
 from app.core.state import ledger_balance
-from tests.support import shopify_product, standard_body, ts
+from tests.support import send, shopify_product, standard_body, ts
 from workers.sync import Syncer
 
 PID = "632910392"
-
-
-@pytest.fixture
-def send(webhooks):
-    """Deliver a Shopify product webhook (`products/update` unless `topic`); what the app did
-    with it ("accepted_wake", "duplicate", "stale", ...), after asserting it was taken (200)."""
-
-    def send(payload, topic="products/update", **signing):
-        return webhooks.shopify(topic, payload, **signing).status
-
-    return send
 
 
 @pytest.fixture
@@ -40,8 +29,8 @@ def balanced(rt):
     return led
 
 
-def test_update_becomes_the_mapped_row(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_update_becomes_the_mapped_row(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     assert syncer.run("default", PID) == "written"
     [row] = sandbox.rows("products")
     assert row["internal_id"] == PID
@@ -57,78 +46,78 @@ def test_update_becomes_the_mapped_row(send, syncer, sandbox, rt):
     assert rt.state.due_count("default") == 0
 
 
-def test_sale_price_from_compare_at(send, syncer, sandbox):
+def test_sale_price_from_compare_at(webhooks, syncer, sandbox):
     p = shopify_product(at=1)
     p["variants"][0]["compare_at_price"] = "249.00"
-    send(p)
+    send(webhooks, p)
     syncer.run("default", PID)
     [row] = sandbox.rows("products")
     assert (row["price"], row["sale_price"]) == ("249.00", "199.00")
 
 
-def test_sale_ends_with_an_explicit_price(send, syncer, sandbox):
+def test_sale_ends_with_an_explicit_price(webhooks, syncer, sandbox):
     p = shopify_product(at=1)
     p["variants"][0]["compare_at_price"] = "249.00"
-    send(p)
+    send(webhooks, p)
     syncer.run("default", PID)
-    send(shopify_product(at=2))  # compare_at gone
+    send(webhooks, shopify_product(at=2))  # compare_at gone
     syncer.run("default", PID)
     [row] = sandbox.rows("products")
     assert (row["price"], row["sale_price"]) == ("199.00", "199.00")
 
 
-def test_out_of_stock_and_untracked(send, syncer, sandbox):
+def test_out_of_stock_and_untracked(webhooks, syncer, sandbox):
     p = shopify_product(at=1)
     for v in p["variants"]:
         v["inventory_quantity"] = 0
-    send(p)
+    send(webhooks, p)
     syncer.run("default", PID)
     assert sandbox.rows("products")[0]["is_in_stock"] == "no"
     p = shopify_product(at=2)
     p["variants"][0]["inventory_management"] = None
     p["variants"][0]["inventory_quantity"] = 0
-    send(p)
+    send(webhooks, p)
     syncer.run("default", PID)
     assert sandbox.rows("products")[0]["is_in_stock"] == "yes"
 
 
-def test_unchanged_content_is_not_written(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_unchanged_content_is_not_written(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     syncer.run("default", PID)
-    send(shopify_product(at=2))  # newer updated_at, same mapped fields (an order, say)
+    send(webhooks, shopify_product(at=2))  # newer updated_at, same mapped fields (an order, say)
     assert syncer.run("default", PID) == "skipped_unchanged"
     assert len(writes(sandbox)) == 1
     led = balanced(rt)
     assert led["skipped_unchanged"] == 1
 
 
-def test_draft_product_is_deleted_and_tombstoned(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_draft_product_is_deleted_and_tombstoned(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     syncer.run("default", PID)
-    send(shopify_product(at=2, status="draft"))
+    send(webhooks, shopify_product(at=2, status="draft"))
     assert syncer.run("default", PID) == "written"
     assert sandbox.rows("products") == []
-    send(shopify_product(at=1.5))
+    send(webhooks, shopify_product(at=1.5))
     assert rt.state.ledger("default")["stale"] == 1
 
 
-def test_delete_then_late_update_never_resurrects(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_delete_then_late_update_never_resurrects(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     syncer.run("default", PID)
-    send({"id": int(PID)}, topic="products/delete", triggered_at=ts(5))
+    send(webhooks, {"id": int(PID)}, topic="products/delete", triggered_at=ts(5))
     syncer.run("default", PID)
     assert sandbox.rows("products") == []
-    assert send(shopify_product(at=3)) == "stale"  # a retry of an older update
+    assert send(webhooks, shopify_product(at=3)) == "stale"  # a retry of an older update
     assert syncer.run("default", PID) == "idle"
     assert sandbox.rows("products") == []
     balanced(rt)
 
 
-def test_newer_version_arriving_during_the_call_is_written_next(send, rt, sandbox):
+def test_newer_version_arriving_during_the_call_is_written_next(webhooks, rt, sandbox):
     """Complete only clears pending if no newer version came in while the call was out."""
-    send(shopify_product(at=1, title="v1"))
+    send(webhooks, shopify_product(at=1, title="v1"))
     claim = rt.state.claim("default", PID, "tok", 5)
-    send(shopify_product(at=2, title="v2"))
+    send(webhooks, shopify_product(at=2, title="v2"))
     woken = rt.state.complete("default", PID, claim, "h1", "written")
     assert woken is True
     assert rt.state.product("default", PID).pending_kind == "upsert"
@@ -139,14 +128,14 @@ def test_newer_version_arriving_during_the_call_is_written_next(send, rt, sandbo
     assert led["coalesced"] == 1 and led["written"] == 1
 
 
-def test_second_worker_cannot_claim_a_leased_key(send, rt):
-    send(shopify_product(at=1))
+def test_second_worker_cannot_claim_a_leased_key(webhooks, rt):
+    send(webhooks, shopify_product(at=1))
     assert not isinstance(rt.state.claim("default", PID, "a", 5), str)
     assert rt.state.claim("default", PID, "b", 5) == "busy"
 
 
-def test_400_is_permanent_dead_letter_at_once(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_400_is_permanent_dead_letter_at_once(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     sandbox.faults.update(error_400_rate=1.0)
     assert syncer.run("default", PID) == "dead"
     dead = rt.state.dlq_list("default")
@@ -156,12 +145,12 @@ def test_400_is_permanent_dead_letter_at_once(send, syncer, sandbox, rt):
     assert led["dead"] == 1 and led["pending"] == 0
 
 
-def test_500s_retry_with_backoff_then_dead_letter(make_settings, sandbox, send):
+def test_500s_retry_with_backoff_then_dead_letter(make_settings, sandbox, webhooks):
     from app import runtime
 
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url, max_attempts=3))
     s = Syncer(rt.settings, rt.state)
-    send(shopify_product(at=1))
+    send(webhooks, shopify_product(at=1))
     sandbox.faults.update(error_500_rate=1.0)
     assert s.run("default", PID) == "retry"
     assert rt.state.product("default", PID).attempts == 1
@@ -192,17 +181,17 @@ def _run_when_due(rt, s, store="default", pid=PID, timeout=5.0):
         s.run(store, pid)
 
 
-def test_newer_webhook_supersedes_a_dead_entry(make_settings, sandbox, send):
+def test_newer_webhook_supersedes_a_dead_entry(make_settings, sandbox, webhooks):
     from app import runtime
 
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url, max_attempts=1))
     s = Syncer(rt.settings, rt.state)
-    send(shopify_product(at=1))
+    send(webhooks, shopify_product(at=1))
     sandbox.faults.update(error_500_rate=1.0)
     assert s.run("default", PID) == "dead"
     sandbox.faults.update(error_500_rate=0.0)
-    assert send(shopify_product(at=0.5)) == "stale"  # older than the dead version
-    assert send(shopify_product(at=2, title="fixed")) == "accepted_wake"
+    assert send(webhooks, shopify_product(at=0.5)) == "stale"  # older than the dead version
+    assert send(webhooks, shopify_product(at=2, title="fixed")) == "accepted_wake"
     assert rt.state.dlq_list("default") == {}
     assert s.run("default", PID) == "written"
     assert sandbox.rows("products")[0]["title"] == "fixed"
@@ -210,8 +199,8 @@ def test_newer_webhook_supersedes_a_dead_entry(make_settings, sandbox, send):
     assert led["dead"] == 0 and led["coalesced"] == 1 and ledger_balance(led) == 0
 
 
-def test_503_pauses_the_account_for_retry_after(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_503_pauses_the_account_for_retry_after(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     sandbox.faults.update(force_503_for=2)
     assert syncer.run("default", PID) == "paused"
     limiter = syncer.limiter(rt.settings.stores["default"])
@@ -222,7 +211,7 @@ def test_503_pauses_the_account_for_retry_after(send, syncer, sandbox, rt):
     assert rt.state.product("default", PID).attempts == 0  # not its fault
 
 
-def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, send):
+def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, webhooks):
     import json
 
     import sentry_sdk
@@ -240,7 +229,7 @@ def test_401_pauses_keeps_pending_and_reports_once(make_settings, sandbox, send)
     wrong_key = "WRONG" + "7" * 35
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url, personyze_api_key=wrong_key))
     s = Syncer(rt.settings, rt.state)
-    send(shopify_product(at=1))
+    send(webhooks, shopify_product(at=1))
     sentry_sdk.init(
         dsn="https://public@sentry.example.invalid/1", transport=Capture, before_send=before_send
     )
@@ -320,8 +309,8 @@ stores:
     )
 
 
-def test_a_row_that_cannot_be_mapped_is_dead_lettered_not_looped(send, syncer, sandbox, rt):
-    send(shopify_product(at=1))
+def test_a_row_that_cannot_be_mapped_is_dead_lettered_not_looped(webhooks, syncer, sandbox, rt):
+    send(webhooks, shopify_product(at=1))
     # Corrupt the pending doc the way a bug in an older version could have written it.
     rt.redis.hset(rt.state.keys.product("default", PID), "pd", b'{"id": "x", "bogus": 1}')
     assert syncer.run("default", PID) == "dead"
@@ -331,7 +320,7 @@ def test_a_row_that_cannot_be_mapped_is_dead_lettered_not_looped(send, syncer, s
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_a_new_version_does_not_wait_out_the_old_ones_backoff(make_settings, sandbox, send):
+def test_a_new_version_does_not_wait_out_the_old_ones_backoff(make_settings, sandbox, webhooks):
     import time as _time
 
     from app import runtime
@@ -342,18 +331,18 @@ def test_a_new_version_does_not_wait_out_the_old_ones_backoff(make_settings, san
         )
     )
     s = Syncer(rt.settings, rt.state)
-    send(shopify_product(at=1))
+    send(webhooks, shopify_product(at=1))
     sandbox.faults.update(error_500_rate=1.0)
     assert s.run("default", PID) == "retry"
     sandbox.faults.update(error_500_rate=0.0)
-    send(shopify_product(at=2, title="v2"))
+    send(webhooks, shopify_product(at=2, title="v2"))
     assert rt.state.product("default", PID).due_at <= _time.time() + 1
     assert s.run("default", PID) == "written"
     assert sandbox.rows("products")[0]["title"] == "v2"
 
 
-def test_a_worker_that_lost_its_lease_changes_nothing(send, rt):
-    send(shopify_product(at=1))
+def test_a_worker_that_lost_its_lease_changes_nothing(webhooks, rt):
+    send(webhooks, shopify_product(at=1))
     old = rt.state.claim("default", PID, "old", 5)
     rt.redis.delete(rt.state.keys.lease("default", PID))  # its lease ran out
     new = rt.state.claim("default", PID, "new", 5)
@@ -365,7 +354,7 @@ def test_a_worker_that_lost_its_lease_changes_nothing(send, rt):
     assert rt.state.dlq_list("default") == {}
 
 
-def test_503_without_a_number_backs_off_exponentially_per_account(make_settings, sandbox, send):
+def test_503_without_a_number_backs_off_exponentially_per_account(make_settings, sandbox, webhooks):
     from app import runtime
 
     rt = runtime.build(
@@ -375,7 +364,7 @@ def test_503_without_a_number_backs_off_exponentially_per_account(make_settings,
     )
     s = Syncer(rt.settings, rt.state)
     lim = s.limiter(rt.settings.stores["default"])
-    send(shopify_product(at=1))
+    send(webhooks, shopify_product(at=1))
     sandbox.faults.update(error_503_rate=1.0, retry_after_503=None)
     for n in range(1, 6):
         rt.redis.delete(lim.pause_key)
