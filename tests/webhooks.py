@@ -29,7 +29,9 @@ from typing import Any
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from requests.structures import CaseInsensitiveDict
 
+from app import create_app
 from app.config import Settings
 from tests.constants import (
     BC_CLIENT_SECRET,
@@ -85,7 +87,7 @@ class Reply:
     status_code: int
     json: Any  # the parsed body, None when it is not JSON
     text: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive, as HTTP header names are
 
     @property
     def status(self) -> str:
@@ -135,7 +137,7 @@ class Webhooks:
         return self._others[key][1]
 
     def _with(self, target: Target, defaults: dict[str, Any]) -> Webhooks:
-        kept = {
+        kept: dict[str, Any] = {
             "shop": self.shop,
             "shopify_secret": self.shopify_secret,
             "woo_source": self.woo_source,
@@ -179,15 +181,16 @@ class Webhooks:
             return Reply(resp.status_code, parsed, resp.text, resp.headers)
         got = client.post(path, data=body, headers=dict(headers))
         return Reply(
-            got.status_code, got.get_json(silent=True), got.get_data(as_text=True), got.headers
+            got.status_code,
+            got.get_json(silent=True),
+            got.get_data(as_text=True),
+            CaseInsensitiveDict(got.headers.items()),
         )
 
     def _resolve(self) -> FlaskClient | str:
         if self._client is None:
             target = self._target if self._target is not None else self._default_target()
             if isinstance(target, Settings):
-                from app import create_app
-
                 target = create_app(target)
             if isinstance(target, Flask):
                 target = target.test_client()

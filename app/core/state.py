@@ -505,9 +505,9 @@ class State:
     def product(self, store: str, pid: str) -> ProductState:
         """Everything Redis holds about one product, decoded, in one pipelined round trip.
 
-        Tests assert on this and operators inspect it instead of reading the pending hash's
-        field names or the packed record of lua/_record.lua: those are the storage layout,
-        free to change with a migration, while what a product's state means is not."""
+        What a test asserts (or an operator debugging one product wants to see), without
+        reading the pending hash's field names or the packed record of lua/_record.lua: those
+        are the storage layout, free to change with a migration; what the state means is not."""
         k = self.keys
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(k.product(store, pid))
@@ -521,20 +521,20 @@ class State:
         h: dict[str, bytes] = {key.decode(): v for key, v in raw.items()}
         synced_kind, synced_version, synced_hash, deliveries = _decode_record(rec)
         if synced_kind is None and "sv" in h:  # synced before the bucketed records (migrate)
-            synced_version = int(h["sv"])
+            synced_version = _version(h["sv"])
             legacy_hash = h.get("sh", b"").decode()
             deleted = legacy_hash == DELETED_HASH or h.get("sk") == b"d"
             synced_kind = "delete" if deleted else "upsert"
             synced_hash = DELETED_HASH if deleted else legacy_hash
         return ProductState(
-            pending_version=int(h["pv"]) if "pv" in h else None,
+            pending_version=_version(h["pv"]) if "pv" in h else None,
             pending_kind=CODE_KINDS[h["pk"].decode()] if "pk" in h else None,
             pending_doc=h.get("pd"),
             received_at=float(h["pt"]) if h.get("pt") else None,
             attempts=int(h.get("att", b"0")),
             first_failure=float(h["ff"]) if h.get("ff") else None,
             errors=tuple(orjson.loads(h["errs"])) if h.get("errs") else (),
-            dead_version=int(h["dv"]) if "dv" in h else None,
+            dead_version=_version(h["dv"]) if "dv" in h else None,
             dead_lettered=bool(dead),
             synced_version=synced_version,
             synced_kind=synced_kind,
@@ -612,6 +612,11 @@ _UNKNOWN = ProductState(
 # Layout of a synced record: lua/_record.lua.
 _RECORD_KINDS = {b"u": "upsert", b"d": "delete"}
 _DIGEST_BYTES = 6
+
+
+def _version(raw: bytes) -> int:
+    """A version as Lua wrote it (integer microseconds, possibly in a float's notation)."""
+    return int(float(raw))
 
 
 def _decode_record(rec: bytes | None) -> tuple[str | None, int | None, str | None, int]:
