@@ -106,11 +106,11 @@ def state(app):
 
 
 @pytest.fixture
-def webhooks(request) -> Webhooks:
+def webhooks(client) -> Webhooks:
     """Signs and posts deliveries as each platform sends them (tests/webhooks.py): to this
-    test's app (the `client` fixture's, built on first use) unless retargeted, as in
-    `webhooks.to(rt.settings)` or `webhooks.to(server.url)`."""
-    return Webhooks(default=lambda: request.getfixturevalue("client"))
+    test's app (`client`) unless retargeted, as in `webhooks.to(rt.settings)` or
+    `webhooks.to(server.url)`."""
+    return Webhooks(client)
 
 
 # -- the sync side: sandbox, runtime, real Celery workers, the dispatcher --------------------

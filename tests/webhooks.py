@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -99,14 +99,14 @@ class Reply:
 
 
 class Webhooks:
-    """Signs and posts deliveries for every platform to one target; keyword defaults are the
-    test settings' secrets and shop (tests/constants.py)."""
+    """Signs and posts deliveries for every platform to one target (without one it only
+    signs: the `*_delivery` methods); keyword defaults are the test settings' secrets and
+    shop (tests/constants.py)."""
 
     def __init__(
         self,
         target: Target | None = None,
         *,
-        default: Callable[[], Target] | None = None,
         shop: str = SHOP,
         shopify_secret: str = SHOPIFY_SECRET,
         woo_source: str = WOO_URL + "/",
@@ -116,7 +116,6 @@ class Webhooks:
         timeout: float = 10.0,
     ) -> None:
         self._target = target
-        self._default = default  # the fixture's own app, built only if it is posted to
         self._client: FlaskClient | str | None = None
         self._others: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Target, Webhooks]] = {}
         self.shop = shop
@@ -189,18 +188,15 @@ class Webhooks:
 
     def _resolve(self) -> FlaskClient | str:
         if self._client is None:
-            target = self._target if self._target is not None else self._default_target()
+            target = self._target
+            if target is None:
+                raise RuntimeError("Webhooks has no target: use webhooks.to(...)")
             if isinstance(target, Settings):
                 target = create_app(target)
             if isinstance(target, Flask):
                 target = target.test_client()
             self._client = target.rstrip("/") if isinstance(target, str) else target
         return self._client
-
-    def _default_target(self) -> Target:
-        if self._default is None:
-            raise RuntimeError("Webhooks has no target: use webhooks.to(...)")
-        return self._default()
 
     # -- signing ----------------------------------------------------------------------------
 
