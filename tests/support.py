@@ -1,18 +1,14 @@
-"""Helpers for building and signing the deliveries each platform sends."""
+"""What the platforms send, built: product payloads dated from T0 (the tests' epoch), and the
+small waits and drives the sync tests share. Signing and posting is tests/webhooks.py."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from tests.conftest import SHOP, SHOPIFY_SECRET, WOO_SECRET, WOO_URL
-
-T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+from tests.constants import BC_HASH, T0
+from tests.webhooks import Webhooks
 
 
 def ts(seconds: float = 0) -> str:
@@ -64,26 +60,11 @@ def shopify_product(
 
 
 def shopify_request(
-    payload: dict[str, Any] | bytes,
-    *,
-    topic: str = "products/update",
-    secret: str = SHOPIFY_SECRET,
-    shop: str = SHOP,
-    event_id: str | None = None,
-    triggered_at: str | None = None,
+    payload: dict[str, Any] | bytes, *, topic: str = "products/update", **signing: Any
 ) -> tuple[bytes, dict[str, str]]:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Hmac-Sha256": sig,
-        "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": triggered_at or ts(0),
-    }
-    return body, headers
+    """A signed Shopify delivery's body and headers, for code that posts on its own."""
+    d = Webhooks().shopify_delivery(topic, payload, **signing)
+    return d.body, d.headers
 
 
 def woo_product(pid: int = 77, *, at: float = 0, **extra: Any) -> dict[str, Any]:
@@ -110,27 +91,6 @@ def woo_product(pid: int = 77, *, at: float = 0, **extra: Any) -> dict[str, Any]
     return p
 
 
-def woo_request(
-    payload: dict[str, Any] | bytes,
-    *,
-    topic: str = "product.updated",
-    secret: str = WOO_SECRET,
-    source: str = WOO_URL + "/",
-) -> tuple[bytes, dict[str, str]]:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    sig = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return body, {
-        "Content-Type": "application/json",
-        "X-WC-Webhook-Source": source,
-        "X-WC-Webhook-Topic": topic,
-        "X-WC-Webhook-Resource": topic.partition(".")[0],
-        "X-WC-Webhook-Event": topic.partition(".")[2],
-        "X-WC-Webhook-Signature": sig,
-        "X-WC-Webhook-ID": "3",
-        "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
-    }
-
-
 def standard_body(
     pid: str = "sku-1", *, at: float = 0, type_: str = "product.updated", **data: Any
 ) -> dict[str, Any]:
@@ -146,46 +106,36 @@ def standard_body(
     return {"type": type_, "timestamp": ts(at), "data": d}
 
 
-def standard_request(
-    payload: dict[str, Any] | bytes,
-    secret: str,
+def bigcommerce_body(
+    scope: str = "store/product/updated",
+    pid: int | str = 205,
     *,
-    msg_id: str | None = None,
-    timestamp: datetime | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """Signed by the reference `standardwebhooks` library, not by our own code."""
-    from standardwebhooks.webhooks import Webhook
-
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    when = timestamp or datetime.now(UTC)
-    sig = Webhook(secret).sign(msg_id, when, body.decode())
-    return body, {
-        "Content-Type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": sig,
+    digest: str | None = None,
+    producer: str | None = f"stores/{BC_HASH}",
+) -> dict[str, Any]:
+    """A BigCommerce webhook as its docs show one: thin, the product's id only; `digest` is
+    its `hash` (one per event; a redelivery repeats it), `producer` None leaves it out."""
+    body: dict[str, Any] = {
+        "scope": scope,
+        "store_id": "1025646",
+        "data": {"type": "product", "id": pid},
+        "hash": digest or uuid.uuid4().hex,
+        "created_at": 1561479233,
+        "producer": producer,
     }
-
-
-def bigcommerce_request(
-    payload: dict[str, Any], client_secret: str
-) -> tuple[bytes, dict[str, str]]:
-    """Signed as BigCommerce's docs show: Standard Webhooks, base64(client secret) the key."""
-    return standard_request(payload, base64.b64encode(client_secret.encode()).decode())
+    if producer is None:
+        del body["producer"]
+    return body
 
 
 def dead_letters(rt, sandbox, *pids: str) -> None:
     """Products that Personyze refuses (400), sent as Standard Webhooks (any id, `/` too):
     each lands in the dead-letter store."""
-    from app import create_app
-    from tests.conftest import STANDARD_SECRET
     from workers.sync import Syncer
 
-    web = create_app(rt.settings).test_client()
+    webhooks = Webhooks(rt.settings)
     for pid in pids:
-        body, headers = standard_request(standard_body(pid), STANDARD_SECRET)
-        assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
+        assert webhooks.standard(standard_body(pid)).status_code == 200
     sandbox.faults.update(error_400_rate=1.0)
     s = Syncer(rt.settings, rt.state)
     for pid in pids:
@@ -193,13 +143,10 @@ def dead_letters(rt, sandbox, *pids: str) -> None:
     sandbox.faults.update(error_400_rate=0.0)
 
 
-def send(web, payload, **kw) -> str:
-    """POST a signed Shopify product webhook through a test client; its status ("accepted_wake",
-    "duplicate", "stale", ...) after asserting the 200."""
-    body, headers = shopify_request(payload, **kw)
-    resp = web.post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200, resp.json
-    return resp.json["status"]
+def send(webhooks: Webhooks, payload: Any, topic: str = "products/update", **signing: Any) -> str:
+    """Deliver a Shopify product webhook; what the app did with it ("accepted_wake",
+    "duplicate", "stale", ...), after asserting it was taken (200)."""
+    return webhooks.shopify(topic, payload, **signing).status
 
 
 def settled(rt, store: str = "default") -> dict[str, int] | None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app import create_app, runtime
+from app import runtime
 from app.core.state import ledger_balance
 from tests.servers import eventually, peak, syncing
 from tests.support import send, settled, shopify_product
@@ -17,7 +17,9 @@ from workers.dispatch import Dispatcher
 PID = "632910392"
 
 
-def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, sandbox, r):
+def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(
+    make_settings, sandbox, r, webhooks
+):
     """Personyze slow, the limit generous: the workers are the bottleneck. The queue never
     holds more than WAKE_QUEUE_MAX messages, and every product is written with about one
     message each (before the fix the dispatcher published by tokens and re-woke every key
@@ -31,7 +33,7 @@ def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, 
     )
     sandbox.faults.update(latency_ms=20)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     for pid in range(1, n + 1):
         send(web, shopify_product(pid=pid, at=1))
     with peak(lambda: r.llen(settings.sync_queue)) as queued, syncing(rt) as d:
@@ -44,10 +46,10 @@ def test_backlog_larger_than_the_workers_keeps_the_queue_bounded(make_settings, 
     assert r.llen(settings.sync_queue) == 0 and rt.state.woken_count("default") == 0
 
 
-def test_queued_wake_up_is_not_woken_again_but_a_lost_one_is(make_settings, r):
+def test_queued_wake_up_is_not_woken_again_but_a_lost_one_is(make_settings, r, webhooks):
     settings = make_settings(wake_grace_seconds=0.2)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     send(web, shopify_product(pid=1))
     d = Dispatcher(rt)
     d.tick()
@@ -60,10 +62,10 @@ def test_queued_wake_up_is_not_woken_again_but_a_lost_one_is(make_settings, r):
     assert d.woken == 2 and r.llen(settings.sync_queue) == 1
 
 
-def test_new_version_of_a_queued_key_is_not_woken_twice(make_settings, r):
+def test_new_version_of_a_queued_key_is_not_woken_twice(make_settings, r, webhooks):
     settings = make_settings()
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     send(web, shopify_product(pid=1, at=1))
     d = Dispatcher(rt)
     d.tick()
@@ -73,12 +75,12 @@ def test_new_version_of_a_queued_key_is_not_woken_twice(make_settings, r):
 
 
 @pytest.mark.parametrize("how", ["paused", "low limit"])
-def test_paused_or_slow_account_does_not_fill_the_queue(make_settings, r, how):
+def test_paused_or_slow_account_does_not_fill_the_queue(make_settings, r, how, webhooks):
     """No worker drains the queue: a paused account publishes nothing, a slow one no more
     than WAKE_QUEUE_MAX however often the dispatcher looks."""
     settings = make_settings(personyze_rate_limit=1000 if how == "paused" else 2, wake_queue_max=5)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     for pid in range(1, 101):
         send(web, shopify_product(pid=pid))
     d = Dispatcher(rt)
@@ -99,8 +101,8 @@ def _sync_one(rt, pid: str = PID) -> str:
     return Syncer(rt.settings, rt.state).run("default", pid)
 
 
-def test_duplicates_and_stale_told_apart_by_the_products_record(rt, sync_settings, r):
-    web = create_app(sync_settings).test_client()
+def test_duplicates_and_stale_told_apart_by_the_products_record(rt, sync_settings, r, webhooks):
+    web = webhooks.to(sync_settings)
     send(web, shopify_product(at=1), event_id="e1")
     assert _sync_one(rt) == "written"
     assert send(web, shopify_product(at=1), event_id="e1") == "duplicate"  # redelivery
@@ -116,8 +118,8 @@ def test_duplicates_and_stale_told_apart_by_the_products_record(rt, sync_setting
     assert ledger_balance(led) == 0
 
 
-def test_memory_does_not_grow_with_deliveries_of_a_known_product(rt, sync_settings, r):
-    web = create_app(sync_settings).test_client()
+def test_memory_does_not_grow_with_deliveries_of_a_known_product(rt, sync_settings, r, webhooks):
+    web = webhooks.to(sync_settings)
     send(web, shopify_product(at=1))
     _sync_one(rt)
     prefix = sync_settings.key_prefix
@@ -142,21 +144,22 @@ def test_memory_does_not_grow_with_deliveries_of_a_known_product(rt, sync_settin
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_migrate_folds_the_old_layout(rt, sync_settings, r, sandbox):
+def test_migrate_folds_the_old_layout(rt, sync_settings, r, sandbox, webhooks):
     """State written by the pre-bucket layout (synced fields in the product's hash, a dedupe
     key per delivery) keeps latest-wins before the migration and is folded by it."""
     from app.core.mapping import DELETED_HASH
 
-    web = create_app(sync_settings).test_client()
+    web = webhooks.to(sync_settings)
     k = rt.state.keys
     v1 = 1767268800000000  # 2026-01-01T12:00:00Z, shopify_product(at=0)'s updated_at
     send(web, shopify_product(at=5))  # something synced normally, to see it kept
     _sync_one(rt)
-    written = rt.state.product_state("default", PID)
+    written = rt.state.product("default", PID)
+    synced = (written.synced_version, written.synced_kind, written.synced_hash)
     r.delete(k.record("default", PID))
     r.hset(
         k.product("default", PID),
-        mapping={"sv": written["sv"], "sh": written["sh"], "sk": "u", "cool": "0"},
+        mapping={"sv": str(synced[0]), "sh": synced[2], "sk": "u", "cool": "0"},
     )
     r.hset(k.product("default", "7"), mapping={"sv": str(v1), "sh": DELETED_HASH, "sk": "d"})
     r.hset(
@@ -170,19 +173,31 @@ def test_migrate_folds_the_old_layout(rt, sync_settings, r, sandbox):
             "pd": b"{}",
         },
     )
-    # Before the migration: an older event is still stale against the old synced version.
+    # Before the migration: the old synced version reads as such, and an older event is
+    # still stale against it.
+    old = rt.state.product("default", PID)
+    assert (old.synced_version, old.synced_kind, old.synced_hash) == synced
+    assert rt.state.product("default", "7").tombstone
     assert send(web, shopify_product(pid=7, at=-1)) == "stale"
     from tests.servers import settings_env
     from tests.test_config_and_cli import run_cli
 
     out = run_cli(["migrate"], settings_env(sync_settings), check=True).stdout
     assert "folded 3" in out
-    assert rt.state.product_state("default", PID) == written  # same synced state, no P hash
-    assert not r.exists(k.product("default", PID))
+    folded = rt.state.product("default", PID)  # the same synced state, nothing pending
+    assert (folded.synced_version, folded.synced_kind, folded.synced_hash) == synced
+    assert not folded.pending and folded.dead_version is None
+    assert not r.exists(k.product("default", PID))  # and no product hash
     assert not r.exists(k.product("default", "7"))
-    assert rt.state.product_state("default", "7") == {"sv": str(v1), "sh": DELETED_HASH, "sk": "d"}
-    st8 = rt.state.product_state("default", "8")
-    assert (st8["pv"], st8["sh"], st8["sk"]) == (str(v1 + 10**6), "ab" * 16, "u")
+    st7 = rt.state.product("default", "7")
+    assert (st7.synced_version, st7.synced_kind, st7.synced_hash) == (v1, "delete", DELETED_HASH)
+    assert not st7.pending and st7.dead_version is None
+    st8 = rt.state.product("default", "8")
+    assert (st8.pending_version, st8.synced_hash, st8.synced_kind) == (
+        v1 + 10**6,
+        "ab" * 16,
+        "upsert",
+    )
     assert send(web, shopify_product(pid=7, at=-1)) == "stale"  # the tombstone holds
     # the same content again is recognised from the migrated hash: no call
     send(web, shopify_product(at=6))
@@ -190,10 +205,10 @@ def test_migrate_folds_the_old_layout(rt, sync_settings, r, sandbox):
     assert rt.state.migrate("default") == {"folded": 0, "moved": 0}  # idempotent
 
 
-def test_migrate_refiles_records_when_the_bucket_count_changes(rt, sync_settings, r):
+def test_migrate_refiles_records_when_the_bucket_count_changes(rt, sync_settings, r, webhooks):
     from app.core.state import State
 
-    web = create_app(sync_settings).test_client()
+    web = webhooks.to(sync_settings)
     for pid in range(1, 21):
         send(web, shopify_product(pid=pid, at=1))
         _sync_one(rt, str(pid))
@@ -202,4 +217,4 @@ def test_migrate_refiles_records_when_the_bucket_count_changes(rt, sync_settings
     assert fewer.migrate("default")["moved"] == 0  # the scheduler's start does not re-file
     assert fewer.migrate("default", refile=True)["moved"] > 0
     assert len(list(r.scan_iter(f"{sync_settings.key_prefix}:*:S:*"))) <= 3
-    assert all(fewer.product_state("default", str(p))["sk"] == "u" for p in range(1, 21))
+    assert all(fewer.product("default", str(p)).synced_kind == "upsert" for p in range(1, 21))

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.servers import Gunicorn, settings_env
-from tests.support import shopify_request
+from tests.webhooks import Delivery
 
 SIX_MIB = 6 * 1024 * 1024
 
@@ -27,12 +27,16 @@ def server(request, make_settings):
     g.stop()
 
 
-def big_delivery() -> tuple[bytes, dict[str, str]]:
-    return shopify_request(b'{"id": 1, "title": "' + b"x" * SIX_MIB + b'"}')
+@pytest.fixture
+def big_delivery(webhooks) -> Delivery:
+    """A signed Shopify delivery of 6 MiB, over the default 5 MiB limit."""
+    return webhooks.shopify_delivery(
+        "products/update", b'{"id": 1, "title": "' + b"x" * SIX_MIB + b'"}'
+    )
 
 
-def test_six_mib_with_content_length_gets_a_readable_413_requests(server):
-    body, headers = big_delivery()
+def test_six_mib_with_content_length_gets_a_readable_413_requests(server, big_delivery):
+    body, headers = big_delivery.body, big_delivery.headers
     for _ in range(3):  # and again, on whatever connection the client reuses
         resp = requests.post(
             server.url + "/webhooks/shopify", data=body, headers=headers, timeout=60
@@ -42,8 +46,8 @@ def test_six_mib_with_content_length_gets_a_readable_413_requests(server):
     assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
 
 
-def test_six_mib_with_content_length_gets_a_readable_413_http_client(server):
-    body, headers = big_delivery()
+def test_six_mib_with_content_length_gets_a_readable_413_http_client(server, big_delivery):
+    body, headers = big_delivery.body, big_delivery.headers
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
         conn.request("POST", "/webhooks/shopify", body=body, headers=headers)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_shopify import SHOPIFY_TOKEN, gql_product
+from tests.constants import SHOPIFY_TOKEN
+from tests.fake_shopify import gql_product
 from tests.servers import ROOT, settings_env
 from tests.support import dead_letters
 

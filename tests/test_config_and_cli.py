@@ -12,9 +12,9 @@ import pytest
 
 from app import create_app
 from app.config import ConfigError, load_settings
-from tests.conftest import SANDBOX_KEY, SHOP
+from tests.constants import SANDBOX_KEY, SHOP
 from tests.servers import ROOT, settings_env
-from tests.support import dead_letters, shopify_product, shopify_request
+from tests.support import dead_letters, shopify_product
 
 CLI = str(Path(sys.executable).parent / "personyze-sync")
 
@@ -50,7 +50,7 @@ def test_problems_name_missing_variables():
     assert "PERSONYZE_API_KEY" in problems and "SHOPIFY_WEBHOOK_SECRET" in problems
 
 
-def test_stores_file_many_stores_and_env_references(tmp_path, monkeypatch, make_settings):
+def test_stores_file_many_stores_and_env_references(tmp_path, monkeypatch, make_settings, webhooks):
     monkeypatch.setenv("SHOP_B_SECRET", "secret-b")
     f = tmp_path / "stores.yaml"
     f.write_text(f"""
@@ -69,12 +69,14 @@ stores:
     assert set(settings.stores) == {"a", "b"}
     assert settings.stores["a"].personyze.rate_limit == 3
     assert settings.stores["a"].personyze.id != settings.stores["b"].personyze.id
-    client = create_app(settings).test_client()
-    body, headers = shopify_request(shopify_product(), secret="secret-b", shop="b.myshopify.com")
-    assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
-    body, headers = shopify_request(shopify_product(), secret="secret-b", shop=SHOP)
-    assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 401
-    state = client.application.extensions["personyze_sync"].state
+    app = create_app(settings)
+    stores = webhooks.to(app, shopify_secret="secret-b")
+    assert (
+        stores.shopify("products/update", shopify_product(), shop="b.myshopify.com").status_code
+        == 200
+    )
+    assert stores.shopify("products/update", shopify_product(), shop=SHOP).status_code == 401
+    state = app.extensions["personyze_sync"].state
     assert state.ledger("b")["received"] == 1 and state.ledger("a")["received"] == 0
 
 
@@ -192,15 +194,14 @@ def test_admin_is_off_without_token_and_guarded_with_it(make_settings):
     assert ok.status_code == 200 and ok.json["default"]["balance"] == 0
 
 
-def test_admin_dlq_replay_and_purge(make_settings, sandbox):
+def test_admin_dlq_replay_and_purge(make_settings, webhooks, sandbox):
     from app import runtime
     from workers.sync import Syncer
 
     settings = make_settings(admin_token="tok-0123456789abcdef", personyze_base_url=sandbox.url)
     client = create_app(settings).test_client()
     auth = {"Authorization": "Bearer tok-0123456789abcdef"}
-    body, headers = shopify_request(shopify_product(pid=5))
-    client.post("/webhooks/shopify", data=body, headers=headers)
+    webhooks.to(client).shopify("products/update", shopify_product(pid=5))
     sandbox.faults.update(error_400_rate=1.0)
     rt = runtime.build(settings)
     assert Syncer(rt.settings, rt.state).run("default", "5") == "dead"

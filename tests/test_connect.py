@@ -13,19 +13,17 @@ import pytest
 
 from app import runtime
 from app.platforms.subscriptions import Shopify, connect_store, ensure
-from tests.conftest import WOO_SECRET
-from tests.fake_store_hooks import (
-    BC_HASH,
-    BC_TOKEN,
-    SHOPIFY_TOKEN,
-    WOO_API_KEY,
-    WOO_API_SECRET,
-    WOO_RO_KEY,
-    WOO_RO_SECRET,
-    FakeBigCommerceHooks,
-    FakeShopifyHooks,
-    FakeWooHooks,
+from tests.constants import (
+    HOOKS_BC_HASH,
+    HOOKS_BC_TOKEN,
+    HOOKS_SHOPIFY_TOKEN,
+    HOOKS_WOO_KEY,
+    HOOKS_WOO_RO_KEY,
+    HOOKS_WOO_RO_SECRET,
+    HOOKS_WOO_SECRET,
+    WOO_SECRET,
 )
+from tests.fake_store_hooks import FakeBigCommerceHooks, FakeShopifyHooks, FakeWooHooks
 from tests.servers import ROOT, eventually, settings_env
 from workers.subscriptions import check_store, repairs
 
@@ -34,7 +32,14 @@ BASE = "https://sync.example.com"
 SHOPIFY_TOPICS = ("PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE")
 WOO_TOPICS = ("product.created", "product.updated", "product.deleted", "product.restored")
 BC_SCOPES = ("store/product/created", "store/product/updated", "store/product/deleted")
-CREDENTIALS = (SHOPIFY_TOKEN, WOO_API_KEY, WOO_API_SECRET, BC_TOKEN, WOO_SECRET, WOO_RO_SECRET)
+CREDENTIALS = (
+    HOOKS_SHOPIFY_TOKEN,
+    HOOKS_WOO_KEY,
+    HOOKS_WOO_SECRET,
+    HOOKS_BC_TOKEN,
+    WOO_SECRET,
+    HOOKS_WOO_RO_SECRET,
+)
 
 
 @pytest.fixture
@@ -62,13 +67,13 @@ def connected_settings(make_settings, fakes):
 
     def make(**overrides):
         env = dict(
-            shopify_admin_token=SHOPIFY_TOKEN,
+            shopify_admin_token=HOOKS_SHOPIFY_TOKEN,
             shopify_admin_api_url=s.url,
             woocommerce_url=w.url,
-            woocommerce_consumer_key=WOO_API_KEY,
-            woocommerce_consumer_secret=WOO_API_SECRET,
-            bigcommerce_store_hash=BC_HASH,
-            bigcommerce_access_token=BC_TOKEN,
+            woocommerce_consumer_key=HOOKS_WOO_KEY,
+            woocommerce_consumer_secret=HOOKS_WOO_SECRET,
+            bigcommerce_store_hash=HOOKS_BC_HASH,
+            bigcommerce_access_token=HOOKS_BC_TOKEN,
             bigcommerce_client_secret="bc-client-secret",
             bigcommerce_api_url=b.url,
             reconcile_interval_seconds=0,
@@ -188,7 +193,7 @@ def test_disabled_and_removed_subscriptions_are_repaired_in_place(connected_sett
     assert w.hooks[wid]["status"] == "active" and w.hooks[wid]["secret"] == WOO_SECRET
     assert b.hooks[hid]["is_active"] is True
     assert ("PUT", f"/wp-json/wc/v3/webhooks/{wid}") in w.writes()
-    assert ("PUT", f"/stores/{BC_HASH}/v3/hooks/{hid}") in b.writes()
+    assert ("PUT", f"/stores/{HOOKS_BC_HASH}/v3/hooks/{hid}") in b.writes()
     assert [m for m, _ in w.writes() + b.writes()] == ["PUT", "PUT"]
     assert (len(s.subs), len(w.hooks), len(b.hooks)) == (counts[0] + 1, *counts[1:])
     assert "PRODUCTS_UPDATE" in ours(s, su)
@@ -247,8 +252,8 @@ def test_store_api_errors_are_one_line_without_credentials(connected_settings, f
     closed = FakeBigCommerceHooks()
     closed.stop()
     settings = connected_settings(
-        woocommerce_consumer_key=WOO_RO_KEY,
-        woocommerce_consumer_secret=WOO_RO_SECRET,
+        woocommerce_consumer_key=HOOKS_WOO_RO_KEY,
+        woocommerce_consumer_secret=HOOKS_WOO_RO_SECRET,
         bigcommerce_api_url=closed.url,
     )
     p = run_cli(settings, "--url", BASE)
@@ -256,7 +261,7 @@ def test_store_api_errors_are_one_line_without_credentials(connected_settings, f
     assert_one_clean_line(p, "shopify", "Shopify API answered 503")
     assert_one_clean_line(p, "woocommerce", "(401 woocommerce_rest_authentication_error)")
     assert_one_clean_line(p, "bigcommerce", "BigCommerce API unreachable: ConnectionError")
-    assert WOO_RO_SECRET not in p.stdout + p.stderr
+    assert HOOKS_WOO_RO_SECRET not in p.stdout + p.stderr
 
 
 def test_connect_without_url_or_credentials_says_what_to_set(connected_settings, fakes):
@@ -277,8 +282,8 @@ def test_bigcommerce_url_names_the_store_with_a_stores_file(make_settings, fakes
                 "stores": [
                     {
                         "id": "eu",
-                        "bigcommerce_store_hash": BC_HASH,
-                        "bigcommerce_access_token": BC_TOKEN,
+                        "bigcommerce_store_hash": HOOKS_BC_HASH,
+                        "bigcommerce_access_token": HOOKS_BC_TOKEN,
                         "bigcommerce_webhook_secrets": ["x"],
                         "bigcommerce_api_url": b.url,
                     },
@@ -331,7 +336,7 @@ def test_failed_repair_is_reported_to_sentry_without_credentials(
     text = json.dumps(events)
     assert len(events) == 1 and "bigcommerce" in text and "refused the credentials" in text
     for raw in receiver.raw:
-        assert b"bc_wrong_token_123" not in raw and SHOPIFY_TOKEN.encode() not in raw
+        assert b"bc_wrong_token_123" not in raw and HOOKS_SHOPIFY_TOKEN.encode() not in raw
     assert repairs(rt, "default") == {"shopify": 3, "woocommerce": 4}
 
 

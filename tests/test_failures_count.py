@@ -7,16 +7,16 @@ limits), the real dispatcher, the sandbox over HTTP."""
 
 from __future__ import annotations
 
-from app import create_app, runtime
+from app import runtime
 from app.core.state import ledger_balance
 from tests.servers import CeleryWorkers, eventually, settings_env
-from tests.support import shopify_product, shopify_request
+from tests.support import shopify_product
 
 PID = "632910392"
 
 
 def test_soft_time_limit_is_a_counted_attempt_then_dead_letter(
-    make_settings, sandbox, dispatcher_factory
+    make_settings, webhooks, sandbox, dispatcher_factory
 ):
     settings = make_settings(
         personyze_base_url=sandbox.url,
@@ -25,13 +25,12 @@ def test_soft_time_limit_is_a_counted_attempt_then_dead_letter(
         max_attempts=2,
     )
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     sandbox.faults.update(latency_ms=1300)  # past the soft limit (1 s), within the hard one
     stop = dispatcher_factory(rt)
     workers = CeleryWorkers(settings_env(settings), concurrency=2)
     try:
-        body, headers = shopify_request(shopify_product(at=1))
-        assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+        assert web.shopify("products/update", shopify_product(at=1)).status_code == 200
         dlq = eventually(lambda: rt.state.dlq_list("default"), timeout=60)
         errors = dlq[PID]["errors"]
         assert len(errors) == 2

@@ -15,13 +15,7 @@ from hypothesis import strategies as st
 from app import create_app
 from app.core import redisconn
 from app.core.state import ledger_balance
-from tests.conftest import STANDARD_SECRET
-from tests.support import (
-    shopify_product,
-    shopify_request,
-    standard_request,
-    woo_request,
-)
+from tests.support import shopify_product
 
 ALLOWED = {200, 400, 401, 413}
 json_values = st.recursive(
@@ -55,10 +49,11 @@ def assert_consistent(state, r, prefix):
     led = state.ledger("default")
     assert ledger_balance(led) == 0
     for key in r.scan_iter(f"{prefix}:*:P:*"):
-        h = r.hgetall(key)
-        # a product hash is either pending with all its fields, or synced/dead only
-        if b"pv" in h:
-            assert {b"pk", b"pd", b"pt"} <= h.keys()
+        product = state.product("default", key.decode().split(":P:", 1)[1])
+        # a product is either pending with all its state, or synced/dead only
+        if product.pending:
+            assert product.pending_kind and product.pending_doc is not None
+            assert product.received_at is not None
 
 
 FUZZ = hsettings(
@@ -74,9 +69,8 @@ FUZZ = hsettings(
     )
     | header_text,
 )
-def test_fuzz_shopify_signed_garbage(app, r, prefix, payload, topic):
-    body, headers = shopify_request(json.dumps(payload).encode(), topic=topic)
-    resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
+def test_fuzz_shopify_signed_garbage(app, webhooks, r, prefix, payload, topic):
+    resp = webhooks.shopify(topic, json.dumps(payload).encode())
     assert resp.status_code in ALLOWED
     assert_consistent(app.extensions["personyze_sync"].state, r, prefix)
 
@@ -98,8 +92,8 @@ def test_fuzz_shopify_signed_garbage(app, r, prefix, payload, topic):
         header_text,
     ),
 )
-def test_fuzz_shopify_random_bytes_and_headers(app, body, headers):
-    resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
+def test_fuzz_shopify_random_bytes_and_headers(webhooks, body, headers):
+    resp = webhooks.post_raw("/webhooks/shopify", body, headers)
     assert resp.status_code in ALLOWED
 
 
@@ -120,9 +114,8 @@ def test_fuzz_shopify_random_bytes_and_headers(app, body, headers):
     | json_values,
     topic=st.sampled_from(["product.updated", "product.deleted", "product.restored", "x"]),
 )
-def test_fuzz_woo_signed_garbage(app, r, prefix, payload, topic):
-    body, headers = woo_request(json.dumps(payload).encode(), topic=topic)
-    resp = app.test_client().post("/webhooks/woocommerce", data=body, headers=headers)
+def test_fuzz_woo_signed_garbage(app, webhooks, r, prefix, payload, topic):
+    resp = webhooks.woocommerce(topic, json.dumps(payload).encode())
     assert resp.status_code in ALLOWED
     assert_consistent(app.extensions["personyze_sync"].state, r, prefix)
 
@@ -149,30 +142,29 @@ def test_fuzz_woo_signed_garbage(app, r, prefix, payload, topic):
     )
     | json_values
 )
-def test_fuzz_standard_signed_garbage(app, r, prefix, payload):
-    body, headers = standard_request(json.dumps(payload).encode(), STANDARD_SECRET)
-    resp = app.test_client().post("/webhooks/standard", data=body, headers=headers)
+def test_fuzz_standard_signed_garbage(app, webhooks, r, prefix, payload):
+    resp = webhooks.standard(json.dumps(payload).encode())
     assert resp.status_code in ALLOWED
     assert_consistent(app.extensions["personyze_sync"].state, r, prefix)
 
 
-def test_redis_down_is_503_then_recovers(make_settings, tmp_path: Path):
+def test_redis_down_is_503_then_recovers(make_settings, webhooks, tmp_path: Path):
     port = redisconn.free_port()
     server = redisconn.EmbeddedRedis(tmp_path / "a", port)
     url = f"redis://127.0.0.1:{port}/0"
     app = create_app(make_settings(redis_url=url))
     client = app.test_client()
-    body, headers = shopify_request(shopify_product(at=1))
-    assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+    webhooks = webhooks.to(client)
+    assert webhooks.shopify("products/update", shopify_product(at=1)).status_code == 200
     server.stop()
-    body, headers = shopify_request(shopify_product(at=2))
-    resp = client.post("/webhooks/shopify", data=body, headers=headers)
+    delivery = webhooks.shopify_delivery("products/update", shopify_product(at=2))
+    resp = webhooks.post(delivery)
     assert resp.status_code == 503 and resp.headers["Retry-After"]
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200
     server = redisconn.EmbeddedRedis(tmp_path / "b", port)  # an empty Redis comes back
     try:
-        resp = client.post("/webhooks/shopify", data=body, headers=headers)  # platform retry
+        resp = webhooks.post(delivery)  # the platform's retry: the same delivery again
         assert resp.status_code == 200
         assert (
             redis.Redis.from_url(url).zcard(
@@ -198,16 +190,12 @@ def test_redis_down_is_503_then_recovers(make_settings, tmp_path: Path):
     )
     | json_values
 )
-def test_fuzz_bigcommerce_signed_garbage(make_settings, r, prefix, payload):
-    import base64
-
+def test_fuzz_bigcommerce_signed_garbage(make_settings, webhooks, r, prefix, payload):
     settings = make_settings(
         bigcommerce_client_secret="cs", bigcommerce_store_hash="h", bigcommerce_access_token="t"
     )
     app = create_app(settings)
-    secret = "whsec_" + base64.b64encode(b"cs").decode()
-    body, headers = standard_request(json.dumps(payload).encode(), secret)
-    resp = app.test_client().post("/webhooks/bigcommerce", data=body, headers=headers)
+    resp = webhooks.to(app).bigcommerce(json.dumps(payload).encode(), secret="cs")
     assert resp.status_code in ALLOWED
     assert_consistent(app.extensions["personyze_sync"].state, r, prefix)
 
@@ -231,15 +219,12 @@ def test_routing_answers_are_json_and_never_500(app, path, method, status):
 
 
 @pytest.mark.parametrize("ts", ["²", "1" * 5000, "-5", "1.5"])
-def test_odd_standard_timestamps_are_401_not_500(app, ts):
-    body, headers = standard_request(b"{}", STANDARD_SECRET)
-    headers["webhook-timestamp"] = ts
-    assert (
-        app.test_client().post("/webhooks/standard", data=body, headers=headers).status_code == 401
-    )
+def test_odd_standard_timestamps_are_401_not_500(webhooks, ts):
+    signed = webhooks.standard_delivery(b"{}")
+    assert webhooks.post(signed.with_headers(webhook_timestamp=ts)).status_code == 401
 
 
-def test_nesting_too_deep_to_store_is_400(make_settings, tmp_path):
+def test_nesting_too_deep_to_store_is_400(make_settings, webhooks, tmp_path):
     f = tmp_path / "stores.yaml"
     f.write_text(
         "stores:\n  - id: s\n    shopify_webhook_secrets: [k]\n"
@@ -249,6 +234,7 @@ def test_nesting_too_deep_to_store_is_400(make_settings, tmp_path):
     deep: object = 1
     for _ in range(300):
         deep = [deep]
-    body, headers = shopify_request(shopify_product(extra_field=deep), secret="k")
-    resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
+    resp = webhooks.to(app).shopify(
+        "products/update", shopify_product(extra_field=deep), secret="k"
+    )
     assert resp.status_code == 400 and "nested" in resp.json["error"]

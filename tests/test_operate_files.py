@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.observability import SchedulerPulse
 from tests.servers import ROOT
-from tests.support import shopify_product, shopify_request
+from tests.support import shopify_product
 
 ALERTS = ROOT / "deploy/prometheus/alerts.yaml"
 DASHBOARD = ROOT / "deploy/grafana/personyze-sync.json"
@@ -23,12 +23,11 @@ METRIC = re.compile(r"\bpersonyze_sync_[a-z0-9_]+\b")
 
 
 @pytest.fixture
-def exported(app, client) -> set[str]:
+def exported(app, client, webhooks) -> set[str]:
     """Sample names of a real scrape, with every family present: a webhook answered, the
     scheduler's heartbeat written, the sync state read from Redis."""
     rt = app.extensions["personyze_sync"]
-    body, headers = shopify_request(shopify_product())
-    assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+    assert webhooks.shopify("products/update", shopify_product()).status_code == 200
     SchedulerPulse(rt.redis, rt.settings.key_prefix)()
     rt.state.note_call("default", "ok", 0.2)  # what a worker records after a write
     text = client.get("/metrics").get_data(as_text=True)

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app, runtime
+from app import runtime
 from app.core.ratelimit import AccountLimiter
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeAuthError, PersonyzeClient, PersonyzeServerError
-from tests.conftest import SANDBOX_KEY, STANDARD_SECRET
-from tests.fake_stores import KEY, SECRET
+from tests.constants import SANDBOX_KEY, WOO_CONSUMER_KEY, WOO_CONSUMER_SECRET
 from tests.servers import ROOT, settings_env
-from tests.support import standard_body, standard_request, sync_due, woo_product
+from tests.support import standard_body, sync_due, woo_product
 from workers.reads import PacedReads
 from workers.reconcile import reconcile
 from workers.sync import Syncer
@@ -107,8 +106,8 @@ def test_delete_missing_reads_share_the_accounts_rate_limit(make_settings, sandb
             personyze_base_url=sandbox.url,
             personyze_rate_limit=2,
             woocommerce_url=woo.url,
-            woocommerce_consumer_key=KEY,
-            woocommerce_consumer_secret=SECRET,
+            woocommerce_consumer_key=WOO_CONSUMER_KEY,
+            woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
         )
     )
     for i in range(1120):
@@ -164,13 +163,12 @@ def test_a_500_on_a_read_is_retried_and_a_401_pauses_and_stops(rt, sandbox):
     assert limiter.paused_for() > 30  # workers of the account stop calling too
 
 
-def test_repeating_500_text_is_in_the_dead_letter_entry(make_settings, sandbox):
+def test_repeating_500_text_is_in_the_dead_letter_entry(make_settings, webhooks, sandbox):
     """Some permanent input errors come back as 500 with a text: after the retry budget the
     DLQ entry shows, per attempt, the status and that text, without the key."""
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url, max_attempts=3))
-    web = create_app(rt.settings).test_client()
-    body, headers = standard_request(standard_body("SKU-1", at=1), STANDARD_SECRET)
-    assert web.post("/webhooks/standard", data=body, headers=headers).status_code == 200
+    resp = webhooks.to(rt.settings).standard(standard_body("SKU-1", at=1))
+    assert resp.status_code == 200
     basic = base64.b64encode(f"api:{SANDBOX_KEY}".encode()).decode()
     sandbox.faults.update(
         error_500_rate=1.0,
@@ -195,8 +193,8 @@ def test_resync_reports_a_personyze_failure_without_a_traceback(make_settings, s
         personyze_base_url=sandbox.url,
         personyze_api_key="WRONG" + "7" * 35,
         woocommerce_url=woo.url,
-        woocommerce_consumer_key=KEY,
-        woocommerce_consumer_secret=SECRET,
+        woocommerce_consumer_key=WOO_CONSUMER_KEY,
+        woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
     )
     cli = str(Path(sys.executable).parent / "personyze-sync")
     done = subprocess.run(

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app, runtime
+from app import runtime
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeClient
-from tests.fake_shopify import SHOPIFY_TOKEN, gql_product, gql_variant
-from tests.fake_stores import (
+from tests.constants import (
     BC_HASH,
     BC_TOKEN,
-    KEY,
-    SECRET,
-    fake_bigcommerce,
-    fake_woo,
+    SHOPIFY_TOKEN,
+    WOO_CONSUMER_KEY,
+    WOO_CONSUMER_SECRET,
 )
+from tests.fake_shopify import gql_product, gql_variant
+from tests.fake_stores import fake_bigcommerce, fake_woo
 from tests.servers import ROOT, eventually, peak, settings_env, syncing
-from tests.support import shopify_product, shopify_request, sync_due, woo_product
+from tests.support import shopify_product, sync_due, woo_product
 from workers.reconcile import reconcile, run_periodic
 
 
@@ -48,11 +48,9 @@ def test_backfill_pages_through_shopify_and_syncs(rt, shop, sandbox):
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_reconcile_repairs_a_lost_webhook(rt, shop, sandbox):
-    web = create_app(rt.settings).test_client()
+def test_reconcile_repairs_a_lost_webhook(rt, webhooks, shop, sandbox):
     shop.products[1] = gql_product(1, variants=[gql_variant(11, price="10.00")])
-    body, headers = shopify_request(shopify_product(pid=1, at=1, price="10.00"))
-    web.post("/webhooks/shopify", data=body, headers=headers)
+    webhooks.to(rt.settings).shopify("products/update", shopify_product(pid=1, at=1, price="10.00"))
     sync_due(rt)
     assert sandbox.rows("products")[0]["sale_price"] == "10.00"
     # its webhook never came:
@@ -91,8 +89,8 @@ def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
         settings = make_settings(
             personyze_base_url=sandbox.url,
             woocommerce_url=woo.url,
-            woocommerce_consumer_key=KEY,
-            woocommerce_consumer_secret=SECRET,
+            woocommerce_consumer_key=WOO_CONSUMER_KEY,
+            woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
             bigcommerce_store_hash=BC_HASH,
             bigcommerce_access_token=BC_TOKEN,
             bigcommerce_api_url=bc.url,

@@ -22,9 +22,10 @@ import redis
 from app import create_app, runtime
 from app.core import redisconn
 from app.core.state import ledger_balance
-from tests.conftest import SANDBOX_KEY, OwnRedis
+from tests.constants import SANDBOX_KEY
+from tests.redis_server import OwnRedis
 from tests.servers import eventually
-from tests.support import shopify_product, shopify_request, woo_request
+from tests.support import shopify_product
 from workers.sync import Syncer
 
 needs_redis_server = pytest.mark.skipif(
@@ -54,17 +55,17 @@ def wait_until_idle_clients_closed(url: str) -> None:
 
 
 @needs_redis_server
-def test_webhook_after_redis_closed_the_idle_connection(idle_redis, make_settings, sandbox):
+def test_webhook_after_redis_closed_the_idle_connection(
+    idle_redis, make_settings, webhooks, sandbox
+):
     settings = make_settings(redis_url=idle_redis.url, personyze_base_url=sandbox.url)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
-    body, headers = shopify_request(shopify_product(at=1))
-    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+    web = webhooks.to(create_app(settings))
+    assert web.shopify("products/update", shopify_product(at=1)).status_code == 200
 
     wait_until_idle_clients_closed(idle_redis.url)
-    body, headers = shopify_request(shopify_product(at=2, title="after idle"))
-    resp = web.post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200, resp.get_data()  # was 503: the held connection was dead
+    resp = web.shopify("products/update", shopify_product(at=2, title="after idle"))
+    assert resp.status_code == 200, resp.text  # was 503: the held connection was dead
 
     # The worker side (pooled client) after the same idle close.
     wait_until_idle_clients_closed(idle_redis.url)
@@ -73,8 +74,7 @@ def test_webhook_after_redis_closed_the_idle_connection(idle_redis, make_setting
 
     # A WooCommerce delete also reads the product's version through the pooled client.
     wait_until_idle_clients_closed(idle_redis.url)
-    body, headers = woo_request({"id": 5}, topic="product.deleted")
-    assert web.post("/webhooks/woocommerce", data=body, headers=headers).status_code == 200
+    assert web.woocommerce("product.deleted", {"id": 5}).status_code == 200
     led = rt.state.ledger("default")
     assert led["written"] == 1 and ledger_balance(led) == 0
 
@@ -121,7 +121,7 @@ class ReplyDroppingProxy:
 
 @needs_redis_server
 def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balances(
-    make_settings, tmp_path
+    make_settings, webhooks, tmp_path
 ):
     """The connection breaks after the script ran (the answer is lost on the wire): the retry
     meets the delivery id the product's record keeps, so the event is recorded once, answered
@@ -130,20 +130,18 @@ def test_thread_script_retries_once_on_a_fresh_connection_and_the_ledger_balance
     proxy = ReplyDroppingProxy(server.port)
     try:
         app = create_app(make_settings(redis_url=proxy.url))
-        web, state = app.test_client(), app.extensions["personyze_sync"].state
-        body, headers = shopify_request(shopify_product(at=1))
-        assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+        web, state = webhooks.to(app), app.extensions["personyze_sync"].state
+        assert web.shopify("products/update", shopify_product(at=1)).status_code == 200
         first_conn = state._ingest._local.conn
 
         proxy.drop_replies = 1
-        body, headers = shopify_request(shopify_product(at=2))
-        resp = web.post("/webhooks/shopify", data=body, headers=headers)
-        assert resp.status_code == 200 and resp.json["status"] == "duplicate"
+        resp = web.shopify("products/update", shopify_product(at=2))
+        assert resp.status_code == 200 and resp.status == "duplicate"
         assert state._ingest._local.conn is not first_conn  # a fresh connection
         assert proxy.drop_replies == 0  # the reply really was lost once
         led = state.ledger("default")
         assert led["received"] == 3 and led["duplicates"] == 1 and ledger_balance(led) == 0
-        assert state.product_state("default", "632910392")["pv"]  # the newer version pends
+        assert state.product("default", "632910392").pending  # the newer version pends
     finally:
         proxy.close()
         server.stop()
@@ -238,14 +236,13 @@ def test_rediss_verifies_the_certificate_by_default(tls_redis, make_settings):
         runtime.build(settings).redis.ping()
 
 
-def test_rediss_opt_out_for_self_signed_certificates(tls_redis, make_settings):
+def test_rediss_opt_out_for_self_signed_certificates(tls_redis, make_settings, webhooks):
     url, _ = tls_redis
     settings = make_settings(redis_url=url, redis_tls_verify=False)
     rt = runtime.build(settings)
     assert rt.redis.ping()
-    web = create_app(settings).test_client()
-    body, headers = shopify_request(shopify_product(at=1))
-    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+    resp = webhooks.to(settings).shopify("products/update", shopify_product(at=1))
+    assert resp.status_code == 200
     assert rt.state.ledger("default")["pending"] == 1
 
     from workers.celery_app import make_celery

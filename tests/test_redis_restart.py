@@ -24,9 +24,9 @@ import requests
 
 from app import runtime
 from app.core.state import ledger_balance
-from tests.conftest import OwnRedis
+from tests.redis_server import OwnRedis
 from tests.servers import ROOT, Gunicorn, eventually, settings_env
-from tests.support import settled, shopify_product, shopify_request
+from tests.support import settled, shopify_product
 
 RESTARTS = 3
 pytestmark = pytest.mark.skipif(
@@ -75,7 +75,7 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
+def test_redis_restart_under_load(tmp_path, make_settings, webhooks, sandbox):
     server = aof_redis(tmp_path / "aof")
     settings = make_settings(
         redis_url=server.url, personyze_base_url=sandbox.url, wake_grace_seconds=1.0
@@ -100,6 +100,7 @@ def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
     )
     scheduler = Process([bin_path("personyze-sync"), "scheduler"], env, tmp_path / "scheduler.log")
     web = Gunicorn(env, workers=2, threads=1)
+    served = webhooks.to(web.url)
     answers: Counter[int] = Counter()
     accepted: dict[int, str] = {}  # product -> the title of its last accepted update
     stop, quiet = threading.Event(), threading.Event()
@@ -115,12 +116,12 @@ def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
             sending.acquire()
             n += 1
             pid, title = 1000 + n % 25, f"v{n}"
-            body, headers = shopify_request(shopify_product(pid=pid, at=n, title=title))
+            delivery = served.shopify_delivery(
+                "products/update", shopify_product(pid=pid, at=n, title=title)
+            )
             while True:
                 try:
-                    status = requests.post(
-                        web.url + "/webhooks/shopify", data=body, headers=headers, timeout=10
-                    ).status_code
+                    status = served.post(delivery).status_code
                 except requests.RequestException:
                     status = 0
                 answers[status] += 1
@@ -145,10 +146,7 @@ def test_redis_restart_under_load(tmp_path, make_settings, sandbox):
             sandbox.faults.update(latency_ms=3000)
             posts = len(sandbox.request_log)
             pid, title = 990 + restart, f"in flight {restart}"
-            body, headers = shopify_request(shopify_product(pid=pid, at=1, title=title))
-            resp = requests.post(
-                web.url + "/webhooks/shopify", data=body, headers=headers, timeout=10
-            )
+            resp = served.shopify("products/update", shopify_product(pid=pid, at=1, title=title))
             assert resp.status_code == 200, (restart, resp.status_code, resp.text)
             accepted[pid] = title
             eventually(lambda n=posts: len(sandbox.request_log) > n)  # the call is under way

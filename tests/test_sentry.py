@@ -16,18 +16,21 @@ import sentry_sdk
 
 from app import create_app, runtime
 from app.observability import DISPATCHER_MONITOR, last_heartbeat, monitor_slug
-from tests.conftest import (
+from tests.constants import (
     SANDBOX_KEY,
     SENTRY_TEST_RELEASE,
     SHOPIFY_SECRET,
     SHOPIFY_SECRET_2,
+    SHOPIFY_TOKEN,
     STANDARD_SECRET,
+    WOO_CONSUMER_KEY,
+    WOO_CONSUMER_SECRET,
     WOO_SECRET,
 )
-from tests.fake_shopify import SHOPIFY_TOKEN, gql_product
+from tests.fake_shopify import gql_product
 from tests.sentry_receiver import SentryReceiver
 from tests.servers import ROOT, eventually, settings_env
-from tests.support import shopify_product, shopify_request
+from tests.support import shopify_product, woo_product
 
 ADMIN = "admin-token-for-sentry-test-0123"
 
@@ -43,10 +46,11 @@ def sync_settings(make_settings, sandbox, receiver):
     )
 
 
-def post(web, pid: int, at: float = 1) -> dict[str, str]:
-    body, headers = shopify_request(shopify_product(pid=pid, at=at))
-    assert web.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
-    return headers
+def post(webhooks, pid: int, at: float = 1) -> dict[str, str]:
+    """Deliver a product update; its headers (their signature must never reach Sentry)."""
+    delivery = webhooks.shopify_delivery("products/update", shopify_product(pid=pid, at=at))
+    assert webhooks.post(delivery).status_code == 200
+    return delivery.headers
 
 
 def secrets_of(headers_sent: list[dict[str, str]]) -> list[str]:
@@ -77,9 +81,9 @@ def by_failure(receiver: SentryReceiver, kind: str) -> list[dict]:
 
 
 def test_dead_letters_are_one_event_each_tagged_and_grouped(
-    rt, sandbox, worker, dispatcher, receiver
+    rt, webhooks, sandbox, worker, dispatcher, receiver
 ):
-    web = create_app(rt.settings).test_client()
+    web = webhooks.to(rt.settings)
     sent = []
     sandbox.faults.update(error_400_rate=1.0)  # permanent: dead at the first attempt
     for pid in (1, 2, 3):
@@ -126,11 +130,11 @@ def bad_key_settings(make_settings, sandbox, receiver):
     )
 
 
-def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, receiver, sandbox):
+def test_first_401_of_a_pause_is_one_tagged_event(bad_key_settings, webhooks, receiver, sandbox):
     from tests.servers import syncing
 
     rt = runtime.build(bad_key_settings)
-    web = create_app(rt.settings).test_client()
+    web = webhooks.to(rt.settings)
     sent = [post(web, pid) for pid in (10, 11, 12)]
     with syncing(rt, concurrency=2):
         eventually(lambda: sum(e.status == 401 for e in sandbox.request_log) >= 3)
@@ -305,12 +309,13 @@ def test_unexpected_exception_in_web_is_reported_without_the_bearer_token(make_s
     assert_no_secret(receiver, [ADMIN, "secret-cookie-value"])
 
 
-def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, sandbox, receiver):
+def test_store_api_failure_that_dead_letters_names_the_store_api(
+    make_settings, webhooks, sandbox, receiver
+):
     """A WooCommerce variation whose parent the store API refuses to give (bad keys): one
     event, platform from the refresh itself, and neither API key in it."""
     from app.observability import init_sentry
-    from tests.fake_stores import KEY, SECRET, fake_woo
-    from tests.support import woo_product, woo_request
+    from tests.fake_stores import fake_woo
     from workers.sync import Syncer
 
     woo = fake_woo()
@@ -319,18 +324,13 @@ def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, 
             personyze_base_url=sandbox.url,
             sentry_dsn=receiver.dsn,
             woocommerce_url=woo.url,
-            woocommerce_consumer_key=KEY,
-            woocommerce_consumer_secret=SECRET,
+            woocommerce_consumer_key=WOO_CONSUMER_KEY,
+            woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
         )
         rt = runtime.build(settings)
-        body, headers = woo_request(woo_product(pid=78, parent_id=77), source=woo.url + "/")
-        assert (
-            create_app(settings)
-            .test_client()
-            .post("/webhooks/woocommerce", data=body, headers=headers)
-            .status_code
-            == 200
-        )
+        site = webhooks.to(settings, woo_source=woo.url + "/")
+        variation = woo_product(pid=78, parent_id=77)
+        assert site.woocommerce("product.updated", variation).status_code == 200
         assert init_sentry(settings, "worker")
         woo.status = 401
         assert Syncer(rt.settings, rt.state).run("default", "77") == "dead"
@@ -342,4 +342,4 @@ def test_store_api_failure_that_dead_letters_names_the_store_api(make_settings, 
     assert event["tags"]["error_type"] == "StoreFetchError"
     assert "the store API failed" in event["message"]
     assert event["contexts"]["product"]["id"] == "77"
-    assert_no_secret(receiver, [KEY, SECRET, SANDBOX_KEY])
+    assert_no_secret(receiver, [WOO_CONSUMER_KEY, WOO_CONSUMER_SECRET, SANDBOX_KEY])

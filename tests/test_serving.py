@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.servers import Gunicorn, settings_env
-from tests.support import shopify_product, shopify_request
+from tests.support import shopify_product
 
 
 @pytest.fixture
@@ -18,16 +18,20 @@ def server(make_settings):
     g.stop()
 
 
-def test_webhook_through_gunicorn(server):
-    body, headers = shopify_request(shopify_product())
-    resp = requests.post(server.url + "/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200 and resp.json()["status"] == "accepted_wake"
+@pytest.fixture
+def served(webhooks, server):
+    """Deliveries to the gunicorn-served app, over HTTP."""
+    return webhooks.to(server.url)
+
+
+def test_webhook_through_gunicorn(server, served):
+    resp = served.shopify("products/update", shopify_product())
+    assert resp.status_code == 200 and resp.status == "accepted_wake"
     assert requests.get(server.url + "/readyz").status_code == 200
 
 
-def test_oversized_body_with_content_length_is_413(server):
-    body, headers = shopify_request(shopify_product(title="x" * 30_000))
-    resp = requests.post(server.url + "/webhooks/shopify", data=body, headers=headers)
+def test_oversized_body_with_content_length_is_413(served):
+    resp = served.shopify("products/update", shopify_product(title="x" * 30_000))
     assert resp.status_code == 413
 
 
@@ -50,9 +54,8 @@ def test_oversized_chunked_body_is_413(server):
     assert b" 413 " in status
 
 
-def test_metrics_report_the_ledger(server):
-    body, headers = shopify_request(shopify_product())
-    requests.post(server.url + "/webhooks/shopify", data=body, headers=headers)
+def test_metrics_report_the_ledger(server, served):
+    served.shopify("products/update", shopify_product())
     text = requests.get(server.url + "/metrics").text
     assert 'personyze_sync_ledger{outcome="received",store="default"} 1.0' in text
     assert 'personyze_sync_due_keys{store="default"} 1.0' in text

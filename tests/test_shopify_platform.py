@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app, runtime
+from app import runtime
 from app.core.mapping import map_product
 from app.core.state import ledger_balance
 from app.platforms.shopify import normalize
 from app.platforms.shopify_admin import AdminClient, Throttled, bulk_nodes, to_rest
-from tests.fake_shopify import SHOPIFY_TOKEN, FakeShopify, gql_product, gql_variant
-from tests.support import shopify_request
+from tests.constants import SHOPIFY_TOKEN
+from tests.fake_shopify import FakeShopify, gql_product, gql_variant
+from tests.support import send
 from workers.reconcile import reconcile
 from workers.sync import Syncer
 
@@ -123,21 +124,14 @@ def test_unpublished_or_inactive_products_are_not_live(settings):
     assert row_of(trimmed, settings) is not None
 
 
-def deliver(app, payload, **kw):
-    body, headers = shopify_request(payload, **kw)
-    resp = app.test_client().post("/webhooks/shopify", data=body, headers=headers)
-    assert resp.status_code == 200, resp.data
-    return resp.json["status"]
-
-
-def test_unpublishing_deletes_the_row(make_settings, sandbox):
+def test_unpublishing_deletes_the_row(make_settings, sandbox, webhooks):
     rt = runtime.build(make_settings(personyze_base_url=sandbox.url))
-    app, s = create_app(rt.settings), Syncer(rt.settings, rt.state)
+    store, s = webhooks.to(rt.settings), Syncer(rt.settings, rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
-    deliver(app, p)
+    send(store, p)
     assert s.run("default", "788032119674292922") == "written"
     assert [r["internal_id"] for r in sandbox.rows("products")] == ["788032119674292922"]
-    deliver(app, dict(p, published_at=None, updated_at="2022-01-01T00:00:00-05:00"))
+    send(store, dict(p, published_at=None, updated_at="2022-01-01T00:00:00-05:00"))
     assert s.run("default", "788032119674292922") == "written"
     assert sandbox.rows("products") == []
     assert ledger_balance(rt.state.ledger("default")) == 0
@@ -191,7 +185,7 @@ def test_graphql_product_maps_like_its_webhook(settings):
     assert (untracked.in_stock, untracked.inventory, untracked.verify_with) == (True, None, None)
 
 
-def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox):
+def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox, webhooks):
     """An untracked variant at 0 with policy deny: the 2025-10 webhook alone says out of
     stock; the Admin API (`inventoryItem.tracked`, `availableForSale`) says sellable."""
     shop.products[788032119674292922] = t_shirt_node(qty=0, tracked=False)
@@ -199,7 +193,7 @@ def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox):
     for v in p["variants"]:
         v["inventory_quantity"] = 0
     assert row_of(p, shop_rt.settings)["is_in_stock"] == "no"
-    deliver(create_app(shop_rt.settings), p)
+    send(webhooks.to(shop_rt.settings), p)
     assert Syncer(shop_rt.settings, shop_rt.state).run("default", "788032119674292922") == "written"
     [row] = sandbox.rows("products")
     assert row["is_in_stock"] == "yes" and "inventory" not in row
@@ -208,16 +202,16 @@ def test_sync_reads_the_truth_through_graphql(shop_rt, shop, sandbox):
     assert req["version"] == shop_rt.settings.shopify_api_version == "2025-10"
 
 
-def test_one_store_call_per_write_and_none_for_unchanged(shop_rt, shop, sandbox):
+def test_one_store_call_per_write_and_none_for_unchanged(shop_rt, shop, sandbox, webhooks):
     shop.products[788032119674292922] = t_shirt_node(qty=5)
-    app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
+    store, s = webhooks.to(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
     for n, at in enumerate(
         ("2022-01-01T00:00:00Z", "2022-01-02T00:00:00Z", "2022-01-03T00:00:00Z")
     ):
         for v in p["variants"]:
             v["inventory_quantity"] = 5
-        deliver(app, dict(p, updated_at=at))  # the same content, e.g. an order elsewhere
+        send(store, dict(p, updated_at=at))  # the same content, e.g. an order elsewhere
         assert s.run("default", "788032119674292922") == (
             "written" if n == 0 else "skipped_unchanged"
         )
@@ -225,51 +219,51 @@ def test_one_store_call_per_write_and_none_for_unchanged(shop_rt, shop, sandbox)
     assert len(sandbox.request_log) == 1
 
 
-def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(shop_rt, shop, sandbox):
+def test_a_webhook_that_disagrees_with_the_truth_is_checked_once(shop_rt, shop, sandbox, webhooks):
     """Untracked at 0/deny: every webhook maps to "out of stock", the Admin API to "in stock".
     Once checked, the same webhook content costs no further store call."""
     shop.products[788032119674292922] = t_shirt_node(qty=0, tracked=False)
-    app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
+    store, s = webhooks.to(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     p = fixture("products_create_2025-10_example_t_shirt.json")
     for v in p["variants"]:
         v["inventory_quantity"] = 0
     outcomes = []
     for day in range(1, 5):
-        deliver(app, dict(p, updated_at=f"2022-01-0{day}T00:00:00Z"))
+        send(store, dict(p, updated_at=f"2022-01-0{day}T00:00:00Z"))
         outcomes.append(s.run("default", "788032119674292922"))
     assert outcomes == ["written"] + ["skipped_unchanged"] * 3
     assert len(shop.ops("ShopifyProduct")) == 1
     assert sandbox.rows("products")[0]["is_in_stock"] == "yes"
     p["title"] = "renamed"  # new content is checked again
     shop.products[788032119674292922]["title"] = "renamed"
-    deliver(app, dict(p, updated_at="2022-01-09T00:00:00Z"))
+    send(store, dict(p, updated_at="2022-01-09T00:00:00Z"))
     assert s.run("default", "788032119674292922") == "written"
     assert len(shop.ops("ShopifyProduct")) == 2
     assert ledger_balance(shop_rt.state.ledger("default")) == 0
 
 
-def test_a_product_gone_from_shopify_is_deleted(shop_rt, shop, sandbox):
-    app, s = create_app(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
+def test_a_product_gone_from_shopify_is_deleted(shop_rt, shop, sandbox, webhooks):
+    store, s = webhooks.to(shop_rt.settings), Syncer(shop_rt.settings, shop_rt.state)
     shop.products[788032119674292922] = t_shirt_node()
     p = fixture("products_create_2025-10_example_t_shirt.json")
-    deliver(app, p)
+    send(store, p)
     assert s.run("default", "788032119674292922") == "written"
     del shop.products[788032119674292922]  # deleted; its delete webhook not yet here
-    deliver(app, dict(p, title="renamed", updated_at="2022-01-02T00:00:00Z"))
+    send(store, dict(p, title="renamed", updated_at="2022-01-02T00:00:00Z"))
     assert s.run("default", "788032119674292922") == "written"
     assert sandbox.rows("products") == []
     assert ledger_balance(shop_rt.state.ledger("default")) == 0
 
 
-def test_throttled_sync_is_retried_later_without_using_the_budget(shop_rt, shop, sandbox):
+def test_throttled_sync_is_retried_later_without_using_the_budget(shop_rt, shop, sandbox, webhooks):
     shop.products[788032119674292922] = t_shirt_node()
-    deliver(create_app(shop_rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
+    send(webhooks.to(shop_rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
     shop.throttle_next = 1
     s = Syncer(shop_rt.settings, shop_rt.state)
     assert s.run("default", "788032119674292922") == "store_throttled"
-    state = shop_rt.state.product_state("default", "788032119674292922")
-    assert int(state.get("att") or 0) == 0  # not a failed attempt
-    due = shop_rt.redis.zscore(shop_rt.state.keys.due("default"), "788032119674292922")
+    state = shop_rt.state.product("default", "788032119674292922")
+    assert state.attempts == 0  # not a failed attempt
+    due = state.due_at
     assert due is not None
     assert sandbox.rows("products") == []
     time.sleep(max(0.0, due - time.time()))  # the worker would be woken then
@@ -277,21 +271,21 @@ def test_throttled_sync_is_retried_later_without_using_the_budget(shop_rt, shop,
     assert shop.answers == ["throttled", "ok"]
 
 
-def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox):
+def test_webhook_to_worker_end_to_end_with_the_admin_api(shop_rt, shop, sandbox, webhooks):
     """webhook -> Redis -> dispatcher -> real Celery worker -> GraphQL -> sandbox row."""
     from tests.servers import eventually, syncing
 
     shop.products[788032119674292922] = t_shirt_node(qty=0, policy="CONTINUE")
     with syncing(shop_rt, concurrency=2):
         p = fixture("products_create_2025-10_example_t_shirt.json")
-        deliver(create_app(shop_rt.settings), p)
+        send(webhooks.to(shop_rt.settings), p)
         rows = eventually(lambda: sandbox.rows("products"))
     assert rows[0]["internal_id"] == "788032119674292922"
     assert rows[0]["is_in_stock"] == "yes" and int(rows[0]["inventory"]) == 0
     assert len(shop.ops("ShopifyProduct")) == 1
 
 
-def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbox, shop):
+def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbox, shop, webhooks):
     rt = runtime.build(
         make_settings(
             personyze_base_url=sandbox.url,
@@ -299,7 +293,7 @@ def test_a_bad_admin_token_dead_letters_without_leaking_it(make_settings, sandbo
             shopify_admin_api_url=shop.url,
         )
     )
-    deliver(create_app(rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
+    send(webhooks.to(rt.settings), fixture("products_create_2025-10_example_t_shirt.json"))
     assert Syncer(rt.settings, rt.state).run("default", "788032119674292922") == "dead"
     entry = rt.state.dlq_list("default")["788032119674292922"]
     text = json.dumps(entry)
@@ -465,14 +459,14 @@ def test_api_version_is_validated(make_settings):
     )
 
 
-def test_webhook_parse_is_unchanged_for_fixtures(client):
+def test_webhook_parse_is_unchanged_for_fixtures(webhooks):
     """Both fixtures are accepted by the webhook endpoint as they are."""
     for name in (
         "products_update_2023-07_ipod_nano.json",
         "products_create_2025-10_example_t_shirt.json",
     ):
-        body, headers = shopify_request(copy.deepcopy(fixture(name)))
-        assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 200
+        resp = webhooks.shopify("products/update", copy.deepcopy(fixture(name)))
+        assert resp.status_code == 200
 
 
 def test_one_api_version_for_every_store_of_a_stores_file(make_settings, tmp_path):

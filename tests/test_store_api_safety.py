@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app, runtime
+from app import runtime
 from app.config import ConfigError
 from app.platforms.fetch import (
     StoreFetchError,
@@ -15,17 +15,15 @@ from app.platforms.fetch import (
     woocommerce_fetcher,
     woocommerce_session,
 )
-from tests.fake_stores import (
+from tests.constants import (
     BC_HASH,
     BC_TOKEN,
-    KEY,
-    SECRET,
     SHOPIFY_TOKEN,
-    fake_bigcommerce,
-    fake_shopify,
-    fake_woo,
+    WOO_CONSUMER_KEY,
+    WOO_CONSUMER_SECRET,
 )
-from tests.support import woo_product, woo_request
+from tests.fake_stores import fake_bigcommerce, fake_shopify, fake_woo
+from tests.support import woo_product
 from workers.sync import Syncer
 
 
@@ -41,13 +39,18 @@ def woo_settings(make_settings, sandbox, url):
     return make_settings(
         personyze_base_url=sandbox.url,
         woocommerce_url=url,
-        woocommerce_consumer_key=KEY,
-        woocommerce_consumer_secret=SECRET,
+        woocommerce_consumer_key=WOO_CONSUMER_KEY,
+        woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
     )
 
 
 SESSIONS = {
-    "woocommerce": (fake_woo, woocommerce_session, "/wp-json/wc/v3/products/5", SECRET),
+    "woocommerce": (
+        fake_woo,
+        woocommerce_session,
+        "/wp-json/wc/v3/products/5",
+        WOO_CONSUMER_SECRET,
+    ),
     "bigcommerce": (
         fake_bigcommerce,
         bigcommerce_session,
@@ -66,8 +69,8 @@ def test_no_credentials_follow_a_redirect_to_another_host(platform, make_setting
         store_api.redirects[path] = f"{elsewhere.url}{path}"
         settings = make_settings(
             woocommerce_url=store_api.url,
-            woocommerce_consumer_key=KEY,
-            woocommerce_consumer_secret=SECRET,
+            woocommerce_consumer_key=WOO_CONSUMER_KEY,
+            woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
             bigcommerce_store_hash=BC_HASH,
             bigcommerce_access_token=BC_TOKEN,
             bigcommerce_api_url=store_api.url,
@@ -85,27 +88,26 @@ def test_no_credentials_follow_a_redirect_to_another_host(platform, make_setting
         store_api.stop()
 
 
-def test_a_redirected_product_is_not_deleted(make_settings, sandbox, woo, elsewhere):
+def test_a_redirected_product_is_not_deleted(make_settings, webhooks, sandbox, woo, elsewhere):
     """The store moved (a redirect to another host): a store error in the DLQ entry, the row
     stays in Personyze, and the token never left."""
     rt = runtime.build(woo_settings(make_settings, sandbox, woo.url))
     woo.products[22] = woo_product(pid=22, type="variable", regular_price="", on_sale=True)
-    web = create_app(rt.settings).test_client()
-    body, headers = woo_request(woo.products[22], source=woo.url + "/")
-    assert (
-        web.post("/webhooks/woocommerce", data=body, headers=headers).json["status"]
-        == "accepted_wake"
-    )
+    site = webhooks.to(rt.settings, woo_source=woo.url + "/")
+    assert site.woocommerce("product.updated", woo.products[22]).status == "accepted_wake"
     s = Syncer(rt.settings, rt.state)
     assert s.run("default", "22") == "written"
     woo.redirects["/wp-json/"] = elsewhere.url + "/wp-json/wc/v3/products/22"
-    body, headers = woo_request(woo_product(pid=78, parent_id=22, at=5), source=woo.url + "/")
-    web.post("/webhooks/woocommerce", data=body, headers=headers)
+    site.woocommerce("product.updated", woo_product(pid=78, parent_id=22, at=5))
     assert s.run("default", "22") == "dead"  # permanent: the URL must be fixed, then replayed
     assert [r["internal_id"] for r in sandbox.rows("products")] == ["22"]
     [entry] = rt.state.dlq_list("default").values()
     assert "another origin" in entry["errors"][-1]["error"]
-    assert elsewhere.requests == [] and SECRET not in str(entry) and KEY not in str(entry)
+    assert (
+        elsewhere.requests == []
+        and WOO_CONSUMER_SECRET not in str(entry)
+        and WOO_CONSUMER_KEY not in str(entry)
+    )
 
 
 @pytest.mark.parametrize(
@@ -162,13 +164,11 @@ def test_a_site_at_a_mixed_case_path_is_called_at_that_path(make_settings, sandb
         site.stop()
 
 
-def test_webhook_source_matches_on_host_case_but_not_path_case(make_settings):
-    settings = make_settings(woocommerce_url="https://Woo.Example.com/Shop")
-    client = create_app(settings).test_client()
+def test_webhook_source_matches_on_host_case_but_not_path_case(make_settings, webhooks):
+    site = webhooks.to(make_settings(woocommerce_url="https://Woo.Example.com/Shop"))
 
     def post(source):
-        body, headers = woo_request(woo_product(at=1), source=source)
-        return client.post("/webhooks/woocommerce", data=body, headers=headers).status_code
+        return site.woocommerce("product.updated", woo_product(at=1), source=source).status_code
 
     assert post("https://woo.example.com/Shop/") == 200
     assert post("https://WOO.EXAMPLE.COM:443/Shop") == 200

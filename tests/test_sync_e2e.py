@@ -17,8 +17,9 @@ PID = "632910392"
 
 
 @pytest.fixture
-def web(rt):
-    return create_app(rt.settings).test_client()
+def web(webhooks, rt):
+    """Deliveries to an app on this test's runtime settings."""
+    return webhooks.to(rt.settings)
 
 
 def product_writes(sandbox):
@@ -31,7 +32,7 @@ def test_webhook_reaches_personyze(web, rt, sandbox, worker, dispatcher):
     assert sandbox.rows("products")[0]["internal_id"] == PID
     led = eventually(lambda: settled(rt))
     assert led["written"] == 1 and ledger_balance(led) == 0
-    text = web.get("/metrics").get_data(as_text=True)
+    text = create_app(rt.settings).test_client().get("/metrics").get_data(as_text=True)
     assert 'personyze_sync_personyze_calls_total{outcome="ok",store="default"} 1.0' in text
     assert 'personyze_sync_end_to_end_seconds_count{store="default"} 1.0' in text
 
@@ -110,7 +111,9 @@ def test_503_retry_after_2_pauses_every_worker(web, rt, sandbox, worker, dispatc
     assert len(sandbox.rows("products")) == 10
 
 
-def test_rate_limit_shared_by_four_worker_processes(make_settings, sandbox, dispatcher_factory):
+def test_rate_limit_shared_by_four_worker_processes(
+    make_settings, sandbox, dispatcher_factory, webhooks
+):
     rate = 20
     # Configured 5% under the account's limit, as the README advises: request timing jitter
     # between taking a token and reaching Personyze would otherwise cost a 503 pause.
@@ -119,7 +122,7 @@ def test_rate_limit_shared_by_four_worker_processes(make_settings, sandbox, disp
     from app import runtime
 
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     workers = CeleryWorkers(settings_env(settings), concurrency=4)
     stop = dispatcher_factory(rt)
     try:
@@ -143,14 +146,16 @@ def test_rate_limit_shared_by_four_worker_processes(make_settings, sandbox, disp
     assert achieved >= 0.5 * rate, achieved
 
 
-def test_sigkill_mid_call_then_another_worker_finishes(make_settings, sandbox, dispatcher_factory):
+def test_sigkill_mid_call_then_another_worker_finishes(
+    make_settings, sandbox, dispatcher_factory, webhooks
+):
     settings = make_settings(
         personyze_base_url=sandbox.url, lease_seconds=2.0, task_time_limit_seconds=1.9
     )
     from app import runtime
 
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     sandbox.faults.update(latency_ms=1500)
     stop = dispatcher_factory(rt)
     workers = CeleryWorkers(settings_env(settings), concurrency=2)
@@ -169,13 +174,13 @@ def test_sigkill_mid_call_then_another_worker_finishes(make_settings, sandbox, d
 
 
 def test_all_workers_killed_and_queue_purged_sweeper_finishes(
-    make_settings, sandbox, dispatcher_factory, r
+    make_settings, sandbox, dispatcher_factory, r, webhooks
 ):
     settings = make_settings(personyze_base_url=sandbox.url, wake_grace_seconds=1.0)
     from app import runtime
 
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     stop = dispatcher_factory(rt)
     workers = CeleryWorkers(settings_env(settings), concurrency=2)
     try:
@@ -193,14 +198,14 @@ def test_all_workers_killed_and_queue_purged_sweeper_finishes(
         workers.stop()
 
 
-def test_wake_from_web_mode(make_settings, sandbox):
+def test_wake_from_web_mode(make_settings, sandbox, webhooks):
     """WAKE_FROM_WEB: the web process publishes the wake-up itself; no dispatcher needed."""
     from app import runtime
     from tests.servers import syncing
 
     settings = make_settings(personyze_base_url=sandbox.url, wake_from_web=True)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    web = webhooks.to(settings)
     with syncing(rt, concurrency=2, dispatcher=False):
         assert send(web, shopify_product(at=1)) == "accepted_wake"
         led = eventually(lambda: settled(rt))

@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app import create_app, runtime
+import pytest
+
+from app import runtime
 from app.core.state import ledger_balance
-from tests.fake_stores import BC_CLIENT_SECRET, BC_HASH, KEY, SECRET
-from tests.support import bigcommerce_request, sync_due, woo_request
+from tests.constants import BC_HASH, WOO_CONSUMER_KEY, WOO_CONSUMER_SECRET
+from tests.support import sync_due
 from workers.reconcile import reconcile
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -25,17 +27,6 @@ def fixture(name: str) -> Any:
     return copy.deepcopy(data["payload"])
 
 
-_webs: dict[int, tuple[Any, Any]] = {}
-
-
-def web(rt):
-    """One app per runtime: each app holds a Redis connection of its own for the webhook
-    script, and the test session shares one connection pool."""
-    if id(rt) not in _webs:
-        _webs[id(rt)] = (rt, create_app(rt.settings).test_client())
-    return _webs[id(rt)][1]
-
-
 def the_row(sandbox) -> dict[str, Any]:
     [row] = sandbox.rows("products")
     return {k: v for k, v in row.items() if k != "id"}
@@ -45,17 +36,29 @@ def the_row(sandbox) -> dict[str, Any]:
 
 
 def woo_runtime(make_settings, sandbox, woo, *, keys: bool):
-    extra = {"woocommerce_consumer_key": KEY, "woocommerce_consumer_secret": SECRET} if keys else {}
+    extra = (
+        {
+            "woocommerce_consumer_key": WOO_CONSUMER_KEY,
+            "woocommerce_consumer_secret": WOO_CONSUMER_SECRET,
+        }
+        if keys
+        else {}
+    )
     return runtime.build(
         make_settings(personyze_base_url=sandbox.url, woocommerce_url=woo.url, **extra)
     )
 
 
-def deliver_woo(rt, woo, payload, topic="product.updated") -> str:
-    body, headers = woo_request(payload, topic=topic, source=woo.url + "/")
-    resp = web(rt).post("/webhooks/woocommerce", data=body, headers=headers)
-    assert resp.status_code == 200, resp.json
-    return resp.json["status"]
+@pytest.fixture
+def deliver_woo(webhooks, woo):
+    """Deliver a WooCommerce webhook from the fake site to `rt`'s app; what the app did with
+    it, after asserting it was taken (200)."""
+
+    def deliver(rt, payload, topic="product.updated") -> str:
+        site = webhooks.to(rt.settings, woo_source=woo.url + "/")
+        return site.woocommerce(topic, payload).status
+
+    return deliver
 
 
 def serve_variable(woo) -> None:
@@ -77,9 +80,9 @@ SHIP_YOUR_IDEA = {
 }
 
 
-def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, woo):
+def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, woo, deliver_woo):
     rt = woo_runtime(make_settings, sandbox, woo, keys=False)
-    assert deliver_woo(rt, woo, fixture("woocommerce/product_simple_794.json")) == "accepted_wake"
+    assert deliver_woo(rt, fixture("woocommerce/product_simple_794.json")) == "accepted_wake"
     assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == {
         "internal_id": "794",
@@ -99,11 +102,13 @@ def test_simple_product_from_the_docs_column_by_column(make_settings, sandbox, w
     assert woo.requests == []  # a simple product's webhook carries its whole state
 
 
-def test_variable_product_on_sale_is_priced_from_its_variations(make_settings, sandbox, woo):
+def test_variable_product_on_sale_is_priced_from_its_variations(
+    make_settings, sandbox, woo, deliver_woo
+):
     serve_variable(woo)
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     parent = fixture("woocommerce/product_variable_22_on_sale.json")
-    assert deliver_woo(rt, woo, parent) == "accepted_wake"
+    assert deliver_woo(rt, parent) == "accepted_wake"
     assert woo.requests == []  # the webhook only records a refresh: one Redis round trip
     assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == dict(
@@ -118,11 +123,12 @@ def test_variable_product_on_sale_is_priced_from_its_variations(make_settings, s
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings, sandbox, woo):
+def test_variable_product_without_api_keys_shows_its_lowest_price(
+    make_settings, sandbox, woo, deliver_woo
+):
     rt = woo_runtime(make_settings, sandbox, woo, keys=False)
     assert (
-        deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
-        == "accepted_wake"
+        deliver_woo(rt, fixture("woocommerce/product_variable_22_on_sale.json")) == "accepted_wake"
     )
     assert sync_due(rt) == ["written"]
     # The parent alone cannot tell the regular price: the lowest active price, no sale.
@@ -130,33 +136,31 @@ def test_variable_product_without_api_keys_shows_its_lowest_price(make_settings,
     assert woo.requests == []
 
 
-def test_variation_webhook_reprices_the_parent(make_settings, sandbox, woo):
+def test_variation_webhook_reprices_the_parent(make_settings, sandbox, woo, deliver_woo):
     serve_variable(woo)
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
-    assert (
-        deliver_woo(rt, woo, fixture("woocommerce/variation_733_webhook.json")) == "accepted_wake"
-    )
+    assert deliver_woo(rt, fixture("woocommerce/variation_733_webhook.json")) == "accepted_wake"
     assert sync_due(rt) == ["written"]
     assert the_row(sandbox) == dict(SHIP_YOUR_IDEA, price="9.00", sale_price="7.50")
 
 
-def test_sale_ends_by_sending_equal_prices(make_settings, sandbox, woo):
+def test_sale_ends_by_sending_equal_prices(make_settings, sandbox, woo, deliver_woo):
     serve_variable(woo)
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
     parent = fixture("woocommerce/product_variable_22_on_sale.json")
-    deliver_woo(rt, woo, parent)
+    deliver_woo(rt, parent)
     sync_due(rt)
     for v in woo.variations[22]:  # the sale ends: every variation back at its regular price
         v.update(price=v["regular_price"], sale_price="", on_sale=False)
     woo.products[22].update(on_sale=False, price="9.00")
     parent.update(on_sale=False, price="9.00", date_modified_gmt="2017-03-23T20:04:12")
-    assert deliver_woo(rt, woo, parent) == "accepted_wake"
+    assert deliver_woo(rt, parent) == "accepted_wake"
     assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     assert (row["price"], row["sale_price"]) == ("9.00", "9.00")
 
 
-def test_variations_are_read_page_by_page(make_settings, sandbox, woo):
+def test_variations_are_read_page_by_page(make_settings, sandbox, woo, deliver_woo):
     serve_variable(woo)
     template = woo.variations[22][0]
     woo.variations[22] = [
@@ -172,20 +176,20 @@ def test_variations_are_read_page_by_page(make_settings, sandbox, woo):
     ]
     woo.variations[22][-1].update(price="3.00", regular_price="4.00", sale_price="3.00")
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
-    deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
+    deliver_woo(rt, fixture("woocommerce/product_variable_22_on_sale.json"))
     assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     assert (row["price"], row["sale_price"]) == ("4.00", "3.00")  # from the second page
     assert sum("/variations?" in r for r in woo.requests) == 2
 
 
-def test_managed_variation_stock_is_summed(make_settings, sandbox, woo):
+def test_managed_variation_stock_is_summed(make_settings, sandbox, woo, deliver_woo):
     serve_variable(woo)
     woo.variations[22][0].update(manage_stock=True, stock_quantity=4)
     woo.variations[22][1].update(manage_stock=True, stock_quantity=2)
     woo.variations[22][2].update(manage_stock=True, stock_quantity=50)  # disabled: not counted
     rt = woo_runtime(make_settings, sandbox, woo, keys=True)
-    deliver_woo(rt, woo, fixture("woocommerce/product_variable_22_on_sale.json"))
+    deliver_woo(rt, fixture("woocommerce/product_variable_22_on_sale.json"))
     sync_due(rt)
     assert int(the_row(sandbox)["inventory"]) == 6
 
@@ -205,10 +209,16 @@ def test_reconcile_prices_variable_products_from_their_variations(make_settings,
 # -- BigCommerce ----------------------------------------------------------------------------
 
 
-def deliver_bc(rt, payload: dict[str, Any]):
-    payload = json.loads(json.dumps(payload).replace("{store_hash}", BC_HASH))
-    body, headers = bigcommerce_request(payload, BC_CLIENT_SECRET)
-    return web(rt).post("/webhooks/bigcommerce", data=body, headers=headers)
+@pytest.fixture
+def deliver_bc(webhooks):
+    """Deliver a BigCommerce webhook (a docs fixture: its `{store_hash}` filled in) to `rt`'s
+    app, signed with the app's client secret."""
+
+    def deliver(rt, payload: dict[str, Any]):
+        payload = json.loads(json.dumps(payload).replace("{store_hash}", BC_HASH))
+        return webhooks.to(rt.settings).bigcommerce(payload)
+
+    return deliver
 
 
 def updated_webhook(pid: int, digest: str) -> dict[str, Any]:
@@ -227,13 +237,13 @@ def serve_bc(bc) -> None:
     assert bc.store_info == fixture("bigcommerce/store_information.json")
 
 
-def test_docs_webhooks_fetch_the_product_column_by_column(bc_rt, sandbox, bc):
+def test_docs_webhooks_fetch_the_product_column_by_column(bc_rt, sandbox, bc, deliver_bc):
     serve_bc(bc)
     rt = bc_rt()  # a Shopify domain is configured (conftest)
     updated = fixture("bigcommerce/store_product_updated.json")
     updated["data"]["id"] = 192
     resp = deliver_bc(rt, updated)
-    assert resp.status_code == 200 and resp.json["status"] == "accepted_wake"
+    assert resp.status_code == 200 and resp.status == "accepted_wake"
     assert sync_due(rt) == ["written"]
     row = the_row(sandbox)
     description = row.pop("description")
@@ -252,25 +262,24 @@ def test_docs_webhooks_fetch_the_product_column_by_column(bc_rt, sandbox, bc):
     }  # sku "" is not sent; never the configured Shopify shop's domain
 
 
-def test_docs_created_and_deleted_webhooks(bc_rt, sandbox, bc):
+def test_docs_created_and_deleted_webhooks(bc_rt, sandbox, bc, deliver_bc):
     serve_bc(bc)
     bc.products[205] = dict(bc.products[192], id=205)
     rt = bc_rt()
     assert (
-        deliver_bc(rt, fixture("bigcommerce/store_product_created.json")).json["status"]
-        == "accepted_wake"
+        deliver_bc(rt, fixture("bigcommerce/store_product_created.json")).status == "accepted_wake"
     )
     assert sync_due(rt) == ["written"]
     assert [r["internal_id"] for r in sandbox.rows("products")] == ["205"]
     deleted = fixture("bigcommerce/store_product_deleted.json")
     deleted["hash"] = "another-event"
-    assert deliver_bc(rt, deleted).json["status"] == "accepted_wake"
+    assert deliver_bc(rt, deleted).status == "accepted_wake"
     assert sync_due(rt) == ["written"]
     assert sandbox.rows("products") == []
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_docs_product_without_sale_or_tracking(bc_rt, sandbox, bc):
+def test_docs_product_without_sale_or_tracking(bc_rt, sandbox, bc, deliver_bc):
     bc.products[174] = fixture("bigcommerce/product_174.json")["data"]
     rt = bc_rt(storefront_domain="shop.example.com")
     deliver_bc(rt, updated_webhook(174, "h174"))
@@ -288,7 +297,7 @@ def test_docs_product_without_sale_or_tracking(bc_rt, sandbox, bc):
     assert not any("/v2/store" in r for r in bc.requests)  # not needed with STOREFRONT_DOMAIN
 
 
-def test_store_information_is_read_once_per_process(bc_rt, sandbox, bc):
+def test_store_information_is_read_once_per_process(bc_rt, sandbox, bc, deliver_bc):
     serve_bc(bc)
     bc.products[193] = dict(bc.products[192], id=193, custom_url={"url": "/other/"})
     rt = bc_rt()
@@ -302,7 +311,7 @@ def test_store_information_is_read_once_per_process(bc_rt, sandbox, bc):
     assert sum(r.endswith("/v2/store") for r in bc.requests) == 1
 
 
-def test_without_the_information_scope_rows_have_no_guide_url(bc_rt, sandbox, bc):
+def test_without_the_information_scope_rows_have_no_guide_url(bc_rt, sandbox, bc, deliver_bc):
     """Never another platform's domain: a token that may not read the store information
     (403) writes rows without guide_url, although a Shopify shop domain is configured."""
     serve_bc(bc)
@@ -313,7 +322,7 @@ def test_without_the_information_scope_rows_have_no_guide_url(bc_rt, sandbox, bc
     assert "guide_url" not in the_row(sandbox)
 
 
-def test_store_information_outage_is_retried(bc_rt, sandbox, bc):
+def test_store_information_outage_is_retried(bc_rt, sandbox, bc, deliver_bc):
     serve_bc(bc)
     bc.path_status[f"/stores/{BC_HASH}/v2/store"] = 502
     rt = bc_rt()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app
 from app.core.state import ledger_balance
-from tests.fake_stores import SECRET
-from tests.support import woo_product, woo_request
+from tests.constants import WOO_CONSUMER_SECRET
+from tests.support import woo_product
 from workers.sync import Syncer
 
 
@@ -16,15 +15,12 @@ def rt(woo_rt):
     return woo_rt
 
 
-def deliver(rt, woo, payload):
-    body, headers = woo_request(payload, source=woo.url + "/")
-    resp = (
-        create_app(rt.settings)
-        .test_client()
-        .post("/webhooks/woocommerce", data=body, headers=headers)
-    )
-    assert resp.status_code == 200
-    return resp.json["status"]
+@pytest.fixture
+def deliver(webhooks, rt, woo):
+    """Deliver a `product.updated` webhook from the fake site to `rt`'s app; what the app did
+    with it, after asserting it was taken (200)."""
+    site = webhooks.to(rt.settings, woo_source=woo.url + "/")
+    return lambda payload: site.woocommerce("product.updated", payload).status
 
 
 def variable_parent(**extra):
@@ -42,9 +38,9 @@ def variable_parent(**extra):
     )
 
 
-def test_variation_change_refetches_and_writes_the_parent(rt, woo, sandbox):
+def test_variation_change_refetches_and_writes_the_parent(rt, woo, sandbox, deliver):
     woo.products[77] = variable_parent(stock_status="instock")
-    assert deliver(rt, woo, woo_product(pid=78, parent_id=77, at=5)) == "accepted_wake"
+    assert deliver(woo_product(pid=78, parent_id=77, at=5)) == "accepted_wake"
     assert Syncer(rt.settings, rt.state).run("default", "77") == "written"
     [row] = sandbox.rows("products")
     assert row["internal_id"] == "77"
@@ -57,20 +53,20 @@ def test_variation_change_refetches_and_writes_the_parent(rt, woo, sandbox):
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_variation_of_a_vanished_parent_deletes_it(rt, woo, sandbox):
+def test_variation_of_a_vanished_parent_deletes_it(rt, woo, sandbox, deliver):
     woo.products[77] = variable_parent()
-    deliver(rt, woo, woo_product(pid=78, parent_id=77, at=5))
+    deliver(woo_product(pid=78, parent_id=77, at=5))
     s = Syncer(rt.settings, rt.state)
     s.run("default", "77")
     del woo.products[77]
-    deliver(rt, woo, woo_product(pid=78, parent_id=77, at=9))
+    deliver(woo_product(pid=78, parent_id=77, at=9))
     assert s.run("default", "77") == "written"
     assert sandbox.rows("products") == []
 
 
-def test_store_outage_retries_and_bad_keys_dead_letter(rt, woo, sandbox):
+def test_store_outage_retries_and_bad_keys_dead_letter(rt, woo, sandbox, deliver):
     woo.products[77] = variable_parent()
-    deliver(rt, woo, woo_product(pid=78, parent_id=77, at=5))
+    deliver(woo_product(pid=78, parent_id=77, at=5))
     s = Syncer(rt.settings, rt.state)
     woo.status = 503
     assert s.run("default", "77") == "retry"
@@ -80,24 +76,22 @@ def test_store_outage_retries_and_bad_keys_dead_letter(rt, woo, sandbox):
     assert s.run("default", "77") == "dead"
     [entry] = rt.state.dlq_list("default").values()
     assert "refused the credentials (401" in entry["errors"][-1]["error"]
-    assert SECRET not in str(entry)
+    assert WOO_CONSUMER_SECRET not in str(entry)
     led = rt.state.ledger("default")
     assert led["dead"] == 1 and ledger_balance(led) == 0
 
 
-def test_without_api_keys_variations_are_counted_as_ignored(make_settings, woo):
-    settings = make_settings(woocommerce_url=woo.url)
-    body, headers = woo_request(woo_product(pid=78, parent_id=77), source=woo.url + "/")
-    client = create_app(settings).test_client()
-    resp = client.post("/webhooks/woocommerce", data=body, headers=headers)
-    assert resp.json["status"] == "ignored"
+def test_without_api_keys_variations_are_counted_as_ignored(make_settings, webhooks, woo):
+    site = webhooks.to(make_settings(woocommerce_url=woo.url), woo_source=woo.url + "/")
+    resp = site.woocommerce("product.updated", woo_product(pid=78, parent_id=77))
+    assert resp.status == "ignored"
 
 
-def test_a_store_429_puts_the_key_back_without_using_up_its_retry_budget(rt, woo, sandbox):
+def test_a_store_429_puts_the_key_back_without_using_up_its_retry_budget(rt, woo, sandbox, deliver):
     """A store API's rate limit is the store's condition, not the product's: the key waits
     and its attempts are not counted (so a long throttle never dead-letters it)."""
     woo.products[77] = variable_parent()
-    deliver(rt, woo, woo_product(pid=78, parent_id=77, at=5))
+    deliver(woo_product(pid=78, parent_id=77, at=5))
     s = Syncer(rt.settings, rt.state)
     woo.status = 429
     for _ in range(rt.settings.max_attempts + 1):

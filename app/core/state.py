@@ -498,6 +498,137 @@ class State:
                     moved += int(self._migrate(keys=[key, target], args=["move", pid]))
         return {"folded": folded, "moved": moved}
 
+    # -- one product, decoded (tests and operators) -----------------------------------------
+
+    def product(self, store: str, pid: str) -> ProductState:
+        """Everything Redis holds about one product, decoded, in one pipelined round trip.
+
+        What a test asserts (or an operator debugging one product wants to see), without
+        reading the pending hash's field names or the packed record of lua/_record.lua: those
+        are the storage layout, free to change with a migration; what the state means is not."""
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(k.product(store, pid))
+        pipe.hget(k.record(store, pid), pid)
+        pipe.hexists(k.dlq(store), pid)
+        pipe.zscore(k.due(store), pid)
+        pipe.zscore(k.woken(store), pid)
+        pipe.exists(k.lease(store, pid))
+        pipe.pttl(k.cool(store, pid))
+        raw, rec, dead, due, woken, leased, cool_ms = pipe.execute()
+        h: dict[str, bytes] = {key.decode(): v for key, v in raw.items()}
+        synced_kind, synced_version, synced_hash, deliveries = _decode_record(rec)
+        if synced_kind is None and "sv" in h:  # synced before the bucketed records (migrate)
+            synced_version = _version(h["sv"])
+            legacy_hash = h.get("sh", b"").decode()
+            deleted = legacy_hash == DELETED_HASH or h.get("sk") == b"d"
+            synced_kind = "delete" if deleted else "upsert"
+            synced_hash = DELETED_HASH if deleted else legacy_hash
+        return ProductState(
+            pending_version=_version(h["pv"]) if "pv" in h else None,
+            pending_kind=CODE_KINDS[h["pk"].decode()] if "pk" in h else None,
+            pending_doc=h.get("pd"),
+            received_at=float(h["pt"]) if h.get("pt") else None,
+            attempts=int(h.get("att", b"0")),
+            first_failure=float(h["ff"]) if h.get("ff") else None,
+            errors=tuple(orjson.loads(h["errs"])) if h.get("errs") else (),
+            dead_version=_version(h["dv"]) if "dv" in h else None,
+            dead_lettered=bool(dead),
+            synced_version=synced_version,
+            synced_kind=synced_kind,
+            synced_hash=synced_hash,
+            deliveries=deliveries,
+            due_at=float(due) if due is not None else None,
+            woken_at=float(woken) if woken is not None else None,
+            leased=bool(leased),
+            cooldown_left=max(0, int(cool_ms)) / 1000,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProductState:
+    """One product's state as `State.product` reads it: what is pending, what was synced,
+    whether it waits (due), is in a worker's hands (woken, leased) or is dead-lettered.
+
+    A product nobody has sent is all None, False and 0; one that is synced and not pending
+    has only the synced fields (its pending hash is gone, docs/design.md, Memory)."""
+
+    pending_version: int | None  # integer microseconds (docs/design.md invariant 2)
+    pending_kind: str | None  # "upsert", "delete" or "refresh" (fetch from the store's API)
+    pending_doc: bytes | None  # an upsert's normalized product (Product.from_json)
+    received_at: float | None  # when the pending version's webhook arrived (epoch s)
+    attempts: int  # failed attempts of the pending version
+    first_failure: float | None
+    errors: tuple[dict[str, Any], ...]  # each failed attempt's time and error
+    dead_version: int | None  # the version that was dead-lettered, until superseded
+    dead_lettered: bool  # an entry in the store's dead-letter hash
+    synced_version: int | None
+    synced_kind: str | None  # "upsert", or "delete": the tombstone
+    synced_hash: str | None  # the written row's content hash (hex), DELETED_HASH if deleted
+    deliveries: int  # delivery ids remembered to tell duplicates (at most the latest 3)
+    due_at: float | None  # when it may next be woken (Redis clock, epoch s)
+    woken_at: float | None  # when its outstanding wake-up was published
+    leased: bool  # a worker holds the claim
+    cooldown_left: float  # seconds its burst cooldown still holds it back
+
+    @property
+    def pending(self) -> bool:
+        return self.pending_version is not None
+
+    @property
+    def tombstone(self) -> bool:
+        """Deleted at its synced version: an older update must not bring it back."""
+        return self.synced_kind == "delete"
+
+    @property
+    def unknown(self) -> bool:
+        """Redis holds nothing about it: never received (or refused before it was recorded)."""
+        return self == _UNKNOWN
+
+
+_UNKNOWN = ProductState(
+    pending_version=None,
+    pending_kind=None,
+    pending_doc=None,
+    received_at=None,
+    attempts=0,
+    first_failure=None,
+    errors=(),
+    dead_version=None,
+    dead_lettered=False,
+    synced_version=None,
+    synced_kind=None,
+    synced_hash=None,
+    deliveries=0,
+    due_at=None,
+    woken_at=None,
+    leased=False,
+    cooldown_left=0.0,
+)
+
+
+# Layout of a synced record: lua/_record.lua.
+_RECORD_KINDS = {b"u": "upsert", b"d": "delete"}
+_DIGEST_BYTES = 6
+
+
+def _version(raw: bytes) -> int:
+    """A version as Lua wrote it (integer microseconds, possibly in a float's notation)."""
+    return int(float(raw))
+
+
+def _decode_record(rec: bytes | None) -> tuple[str | None, int | None, str | None, int]:
+    """(synced kind, version, content hash, delivery ids kept) of a packed record."""
+    if not rec:
+        return None, None, None, 0
+    kind = _RECORD_KINDS.get(rec[:1])
+    (version,) = struct.unpack(">d", rec[1:9])
+    ring = rec[25:] if kind == "upsert" else rec[9:]
+    if kind is None:
+        return None, None, None, len(ring) // _DIGEST_BYTES
+    content = rec[9:25].hex() if kind == "upsert" else DELETED_HASH
+    return kind, int(version), content, len(ring) // _DIGEST_BYTES
+
 
 def _raw_hash(content_hash: str) -> bytes:
     """The 16 bytes the record keeps of a row hash (mapping.row_hash: 32 hex digits)."""
