@@ -59,14 +59,6 @@ def shopify_product(
     return p
 
 
-def shopify_request(
-    payload: dict[str, Any] | bytes, *, topic: str = "products/update", **signing: Any
-) -> tuple[bytes, dict[str, str]]:
-    """A signed Shopify delivery's body and headers, for code that posts on its own."""
-    d = Webhooks().shopify_delivery(topic, payload, **signing)
-    return d.body, d.headers
-
-
 def woo_product(pid: int = 77, *, at: float = 0, **extra: Any) -> dict[str, Any]:
     p = {
         "id": pid,

@@ -6,21 +6,20 @@ import threading
 import time
 from pathlib import Path
 
-from app import create_app, runtime
-from tests.support import shopify_product, shopify_request
+from app import runtime
+from tests.support import shopify_product
 from workers.celery_app import make_celery
 from workers.dispatch import Dispatcher
 
 
-def test_two_schedulers_wake_each_key_once(make_settings, r):
+def test_two_schedulers_wake_each_key_once(make_settings, r, webhooks):
     settings = make_settings(
         wake_grace_seconds=30, personyze_rate_limit=10_000, wake_queue_max=1000
     )
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    hooks = webhooks.to(settings)
     for pid in range(1, 201):
-        body, headers = shopify_request(shopify_product(pid=pid))
-        web.post("/webhooks/shopify", data=body, headers=headers)
+        hooks.shopify("products/update", shopify_product(pid=pid))
     a, b = Dispatcher(rt), Dispatcher(rt)
     barrier = threading.Barrier(2)
 
@@ -42,25 +41,23 @@ def test_two_schedulers_wake_each_key_once(make_settings, r):
     assert r.llen(settings.sync_queue) == 200  # one Celery message per key
 
 
-def test_dispatcher_wakes_only_what_the_rate_limit_admits(make_settings, r):
+def test_dispatcher_wakes_only_what_the_rate_limit_admits(make_settings, r, webhooks):
     settings = make_settings(personyze_rate_limit=2)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
+    hooks = webhooks.to(settings)
     for pid in range(1, 51):
-        body, headers = shopify_request(shopify_product(pid=pid))
-        web.post("/webhooks/shopify", data=body, headers=headers)
+        hooks.shopify("products/update", shopify_product(pid=pid))
     d = Dispatcher(rt)
     d.tick()
     assert 1 <= d.woken <= 2
     assert rt.state.due_count("default") == 50  # everything is still due, nothing lost
 
 
-def test_lost_wake_up_is_woken_again_after_the_grace(make_settings, r):
+def test_lost_wake_up_is_woken_again_after_the_grace(make_settings, r, webhooks):
     settings = make_settings(wake_grace_seconds=0.2)
     rt = runtime.build(settings)
-    web = create_app(settings).test_client()
-    body, headers = shopify_request(shopify_product(pid=1))
-    web.post("/webhooks/shopify", data=body, headers=headers)
+    hooks = webhooks.to(settings)
+    hooks.shopify("products/update", shopify_product(pid=1))
     d = Dispatcher(rt)
     d.tick()
     r.delete(settings.sync_queue)  # the message is lost

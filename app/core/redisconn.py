@@ -75,11 +75,6 @@ def text(reply: bytes | str, errors: str = "strict") -> str:
     return reply.decode(errors=errors) if isinstance(reply, bytes) else reply
 
 
-def binary(reply: bytes | str) -> bytes:
-    """A reply as bytes (see `text`)."""
-    return reply if isinstance(reply, bytes) else reply.encode()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

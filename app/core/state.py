@@ -38,7 +38,7 @@ from redis.commands.core import Script
 
 from app.core.mapping import DELETED_HASH
 from app.core.model import CODE_KINDS, KIND_CODES, Event
-from app.core.redisconn import ThreadScript, binary, text
+from app.core.redisconn import ThreadScript, text
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 # Subscription repairs per platform, counted in the store's stats hash (workers/subscriptions.py)
@@ -461,21 +461,6 @@ class State:
     def woken_count(self, store: str) -> int:
         """Wake-ups published and not yet claimed."""
         return int(self.r.zcard(self.keys.woken(store)))
-
-    def product_state(self, store: str, pid: str) -> dict[str, str]:
-        """The product's fields for operators and tests: the pending ones (without the doc)
-        and, when something was synced, sv/sh/sk (version, content hash, kind)."""
-        raw = self.r.hgetall(self.keys.product(store, pid))
-        out = {text(key): text(v, "replace") for key, v in raw.items() if key != b"pd"}
-        rec = binary(self.r.hget(self.keys.record(store, pid), pid) or b"")
-        if rec and rec[:1] in (b"u", b"d"):
-            (sv,) = struct.unpack(">d", rec[1:9])
-            out.update(
-                sv=str(int(sv)),
-                sk=rec[:1].decode(),
-                sh=rec[9:25].hex() if rec[:1] == b"u" else DELETED_HASH,
-            )
-        return out
 
     # -- layout migration -------------------------------------------------------------------
 
