@@ -212,17 +212,29 @@ def shop():
 
 
 @pytest.fixture
-def shop_rt(make_settings, sandbox, shop):
-    """A runtime whose store reads Shopify's Admin API (the fake) and writes to the sandbox."""
+def shop_settings(make_settings, sandbox, shop):
+    """Settings whose store reads Shopify's Admin API (the fake) and writes to the sandbox;
+    keyword arguments override or add settings."""
+
+    def make(**overrides):
+        return make_settings(
+            **{
+                "personyze_base_url": sandbox.url,
+                "shopify_admin_token": SHOPIFY_TOKEN,
+                "shopify_admin_api_url": shop.url,
+                **overrides,
+            }
+        )
+
+    return make
+
+
+@pytest.fixture
+def shop_rt(shop_settings):
+    """A runtime on `shop_settings`."""
     from app import runtime
 
-    return runtime.build(
-        make_settings(
-            personyze_base_url=sandbox.url,
-            shopify_admin_token=SHOPIFY_TOKEN,
-            shopify_admin_api_url=shop.url,
-        )
-    )
+    return runtime.build(shop_settings())
 
 
 @pytest.fixture

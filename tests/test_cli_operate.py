@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.constants import SHOPIFY_TOKEN
 from tests.fake_shopify import gql_product
 from tests.servers import ROOT, settings_env
 from tests.support import dead_letters
@@ -85,14 +84,10 @@ def test_dlq_list_is_a_table_with_the_last_error(dead_two):
 
 
 @pytest.fixture
-def resync_env(make_settings, sandbox, shop):
+def resync_env(shop, shop_settings):
     for i in range(1, 31):
         shop.products[i] = gql_product(i, at=f"2026-01-01T00:00:{i:02d}Z", title=f"p{i}")
-    settings = make_settings(
-        personyze_base_url=sandbox.url,
-        shopify_admin_token=SHOPIFY_TOKEN,
-        shopify_admin_api_url=shop.url,
-    )
+    settings = shop_settings()
     return settings_env(settings)
 
 

@@ -104,11 +104,8 @@ def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
         bc.stop()
 
 
-def test_periodic_reconcile_runs_once_per_interval_across_schedulers(make_settings, sandbox, shop):
-    settings = make_settings(
-        personyze_base_url=sandbox.url,
-        shopify_admin_token=SHOPIFY_TOKEN,
-        shopify_admin_api_url=shop.url,
+def test_periodic_reconcile_runs_once_per_interval_across_schedulers(shop, shop_settings):
+    settings = shop_settings(
         reconcile_interval_seconds=3600,
     )
     shop.products[1] = gql_product(1)
@@ -161,17 +158,14 @@ def _many(shop, n: int) -> None:
         shop.products[i] = gql_product(i, title=f"p{i}")
 
 
-def test_backfill_stops_when_the_backlog_does_not_drain(make_settings, sandbox, shop):
+def test_backfill_stops_when_the_backlog_does_not_drain(shop, shop_settings):
     """No workers: the pass ingests up to the bound (plus less than a tenth), then gives up
     instead of holding every product's document in Redis at once."""
     from workers.reconcile import BacklogStalled
 
     _many(shop, 200)
     rt = runtime.build(
-        make_settings(
-            personyze_base_url=sandbox.url,
-            shopify_admin_token=SHOPIFY_TOKEN,
-            shopify_admin_api_url=shop.url,
+        shop_settings(
             resync_max_backlog=50,
             resync_stall_seconds=0.5,
         )
@@ -182,14 +176,11 @@ def test_backfill_stops_when_the_backlog_does_not_drain(make_settings, sandbox, 
     assert ledger_balance(rt.state.ledger("default")) == 0
 
 
-def test_backfill_waits_for_the_workers_and_syncs_everything(make_settings, sandbox, shop):
+def test_backfill_waits_for_the_workers_and_syncs_everything(sandbox, shop, shop_settings):
     """With workers: the whole catalog is written, and the backlog never passed the bound."""
     _many(shop, 200)
     rt = runtime.build(
-        make_settings(
-            personyze_base_url=sandbox.url,
-            shopify_admin_token=SHOPIFY_TOKEN,
-            shopify_admin_api_url=shop.url,
+        shop_settings(
             resync_max_backlog=50,
         )
     )

@@ -204,15 +204,10 @@ def test_subscription_failure_report(make_settings, receiver):
     assert_no_secret(receiver, [SHOPIFY_SECRET])
 
 
-def test_scheduler_process_checks_in_dispatcher_and_reconcile(
-    make_settings, sandbox, shop, receiver, r, tmp_path
-):
+def test_scheduler_process_checks_in_dispatcher_and_reconcile(shop, receiver, r, shop_settings):
     shop.products[1] = gql_product(1)
-    settings = make_settings(
-        personyze_base_url=sandbox.url,
+    settings = shop_settings(
         sentry_dsn=receiver.dsn,
-        shopify_admin_token=SHOPIFY_TOKEN,
-        shopify_admin_api_url=shop.url,
         reconcile_interval_seconds=3600,
     )
     env = settings_env(settings)
@@ -251,16 +246,13 @@ def test_scheduler_process_checks_in_dispatcher_and_reconcile(
     assert_no_secret(receiver, [SANDBOX_KEY, SHOPIFY_TOKEN, SHOPIFY_SECRET])
 
 
-def test_failed_reconcile_pass_checks_in_error(make_settings, sandbox, shop, receiver):
+def test_failed_reconcile_pass_checks_in_error(shop, receiver, shop_settings):
     from app.observability import init_sentry
     from workers.reconcile import run_periodic
 
     shop.version = "2019-01"  # every call answers 404: the pass fails
-    settings = make_settings(
-        personyze_base_url=sandbox.url,
+    settings = shop_settings(
         sentry_dsn=receiver.dsn,
-        shopify_admin_token=SHOPIFY_TOKEN,
-        shopify_admin_api_url=shop.url,
         reconcile_interval_seconds=600,
     )
     assert init_sentry(settings, "scheduler")

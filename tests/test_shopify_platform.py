@@ -369,7 +369,7 @@ def test_paged_reads_wait_out_a_throttled_answer(make_settings):
 
 
 @pytest.mark.parametrize("grouped", [True, False])
-def test_reconcile_by_bulk_operation(make_settings, sandbox, shop, grouped):
+def test_reconcile_by_bulk_operation(sandbox, shop, grouped, shop_settings):
     shop.bulk_grouped = grouped
     for i in range(1, 8):
         shop.products[i] = gql_product(
@@ -382,10 +382,7 @@ def test_reconcile_by_bulk_operation(make_settings, sandbox, shop, grouped):
         )
     shop.products[8] = gql_product(8, published=False)
     rt = runtime.build(
-        make_settings(
-            personyze_base_url=sandbox.url,
-            shopify_admin_token=SHOPIFY_TOKEN,
-            shopify_admin_api_url=shop.url,
+        shop_settings(
             shopify_bulk_threshold=5,
         )
     )
