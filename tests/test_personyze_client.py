@@ -282,7 +282,7 @@ def test_iter_all_runs_every_page_through_pace(client: PersonyzeClient, sb: Sand
     _seed(sb, 1120)
     paced: list[int] = []
 
-    def pace(fetch):  # type: ignore[no-untyped-def]
+    def pace(fetch):
         before = len(sb.request_log)
         result = fetch()
         paced.append(len(sb.request_log) - before)
