@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import redis
@@ -46,7 +46,7 @@ from pydantic import SecretStr
 from app.config import PersonyzeAccount
 from app.core.ratelimit import AccountLimiter
 from app.core.state import Keys, State, ledger_balance
-from app.personyze import PersonyzeClient, PersonyzeUnavailable
+from app.personyze import PersonyzeClient
 from bench._common import (
     BIN,
     commit,
@@ -64,9 +64,9 @@ from bench._common import (
     summary_ms,
 )
 from sandbox import DEFAULT_API_KEY, Sandbox, Store
+from workers.reads import PacedReads
 
 STORE = "default"
-T = TypeVar("T")
 
 
 class WriteLog(Store):
@@ -408,17 +408,8 @@ def listing(rows: int, limit: float) -> None:
             redis.Redis.from_url(redis_url()), Keys(new_prefix("bench-list-")), account
         )
 
-        def paced(fetch: Callable[[], T]) -> T:
-            """Each page waits for a token; a 503 pauses the whole account, as for writes."""
-            while True:
-                decision = limiter.acquire()
-                if not decision.allowed:
-                    time.sleep(max(decision.wait, 0.001))
-                    continue
-                try:
-                    return fetch()
-                except PersonyzeUnavailable as e:
-                    limiter.unavailable(e.retry_after, 1.0, 300.0)
+        # The pacing reconciliation uses (workers/reads.py), measured as it runs there.
+        paced = PacedReads(limiter, backoff_base=1.0, backoff_max=300.0, auth_pause=300.0)
 
         with PersonyzeClient(DEFAULT_API_KEY, sb.url) as client:
             for pace in (None, paced):
