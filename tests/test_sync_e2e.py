@@ -104,10 +104,12 @@ def test_503_retry_after_2_pauses_every_worker(web, rt, sandbox, worker, dispatc
     sandbox.faults.update(error_503_rate=0.0)
     eventually(lambda: settled(rt), timeout=30)
     later = [e for e in sandbox.request_log if e.time > first.time]
-    # Requests already in flight when the 503 came may land within a few ms; nothing else
-    # may reach the sandbox until the two seconds are over.
-    during = [e for e in later if first.time + 0.05 < e.time < first.time + 1.95]
-    assert during == []
+    # Requests already in flight when the 503 came (the worker's other 3 threads) may still
+    # land, later on a loaded machine; nothing else may reach the sandbox until the two seconds
+    # are over. Without the account's pause the other products would go out at the rate limit
+    # (5/s: about 9 in the window), so this bound still tells the two apart, without timing.
+    during = [e for e in later if e.time < first.time + 1.95]
+    assert len(during) <= 3, during
     assert len(sandbox.rows("products")) == 10
 
 
@@ -140,9 +142,9 @@ def test_rate_limit_shared_by_four_worker_processes(
     steady = served[rate:]  # after the first second's burst
     achieved = (len(steady) - 1) / (steady[-1] - steady[0])
     print(f"rate limit {rate}/s, configured {rate * 0.95}/s, achieved {achieved:.2f}/s")
-    # The >= 0.9 R figure is measured by bench/sync.py; a test must not fail on a loaded
-    # machine's timing, so this only proves the workers share the limit instead of queueing
-    # behind one another or sleeping on it.
+    # The >= 0.9 R figure is measured by `python -m bench.sync` (ii); a test must not fail on a
+    # loaded machine's timing, so this only proves the workers share the limit instead of
+    # queueing behind one another or sleeping on it.
     assert achieved >= 0.5 * rate, achieved
 
 
