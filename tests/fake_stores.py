@@ -67,6 +67,7 @@ class FakeStoreAPI:
         self.path_status: dict[str, int] = {}
         self.redirects: dict[str, str] = {}
         self.html_paths: set[str] = set()  # answered 200 with an HTML page (a site's theme)
+        self.listing_body: Any = None  # when set, every listing page answers this instead
         self.requests: list[str] = []
         self.headers_seen: list[dict[str, str]] = []
         self.not_found = not_found if not_found is not None else {"errors": "Not Found"}
@@ -111,6 +112,8 @@ class FakeStoreAPI:
                     status, body = 200, fake.store_info
                 elif path.rstrip("/") + "/" == prefix or path.endswith("/products.json"):
                     status, body, link = 200, *fake.listing(self.path)
+                    if fake.listing_body is not None:
+                        body, link = fake.listing_body, None
                     if link:
                         extra["Link"] = link
                 data = json.dumps(body).encode()

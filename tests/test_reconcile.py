@@ -12,6 +12,7 @@ import pytest
 from app import runtime
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeClient
+from app.platforms.fetch import StoreFetchError
 from tests.constants import (
     BC_HASH,
     BC_TOKEN,
@@ -101,6 +102,32 @@ def test_woocommerce_and_bigcommerce_listings(make_settings, sandbox):
         assert len(sandbox.rows("products")) == 6
     finally:
         woo.stop()
+        bc.stop()
+
+
+def test_a_bigcommerce_listing_without_data_is_an_error_not_an_empty_catalog(
+    make_settings, sandbox
+):
+    """An answer without a `data` list stops the pass with an error: read as an empty page,
+    the pass looked done while it had listed nothing (`--delete-missing` then deleted
+    nothing only because it refuses an empty listing)."""
+    bc = fake_bigcommerce()
+    try:
+        bc.listing_body = {"meta": {"pagination": {"total_pages": 1}}}
+        with PersonyzeClient(sandbox.api_key, sandbox.url) as c:
+            c.product_upsert({"internal_id": "101", "title": "still in the store"})
+        settings = make_settings(
+            personyze_base_url=sandbox.url,
+            bigcommerce_store_hash=BC_HASH,
+            bigcommerce_access_token=BC_TOKEN,
+            bigcommerce_api_url=bc.url,
+        )
+        rt = runtime.build(settings)
+        with pytest.raises(StoreFetchError, match="without data"):
+            reconcile(rt, "default", delete_missing=True)
+        sync_due(rt)
+        assert [r["internal_id"] for r in sandbox.rows("products")] == ["101"]
+    finally:
         bc.stop()
 
 

@@ -17,9 +17,9 @@ from app.core.model import BadPayload, Product, parse_time, product_id
 from app.platforms.fetch import (
     WOO_PAGE_SIZE,
     StoreSession,
+    bigcommerce_pages,
     bigcommerce_session,
     bigcommerce_storefront,
-    get,
     woocommerce_pages,
     woocommerce_session,
     woocommerce_variations,
@@ -113,17 +113,10 @@ def bigcommerce_products(store: StoreConfig, page_size: int = 250) -> Iterator[L
     session = bigcommerce_session(store)
     base = store.bigcommerce_products_url
     with_url = partial(normalize, storefront=bigcommerce_storefront(session, store))
-    page = 1
-    while True:
-        url = f"{base}?limit={page_size}&page={page}&include=variants,images"
-        data, _ = get(session, url, "BigCommerce")
-        items = data.get("data", []) if isinstance(data, dict) else []
+    url = f"{base}?include=variants,images"
+    for items in bigcommerce_pages(session, url, "BigCommerce", limit=page_size):
         for p in items:
             yield _item("bigcommerce", p, with_url, "date_modified")
-        pages = (data.get("meta") or {}).get("pagination", {}).get("total_pages", page)
-        if page >= pages or not items:
-            return
-        page += 1
 
 
 def store_products(store: StoreConfig, page_size: int | None = None) -> Iterator[Listed]:

@@ -284,6 +284,39 @@ def shopify_session(store: StoreConfig) -> StoreSession:
     return session
 
 
+def bigcommerce_pages(
+    session: requests.Session,
+    url: str,
+    what: str,
+    *,
+    limit: int,
+    max_pages: int | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages of a BigCommerce v3 list (`limit`, `page` N), until its
+    `meta.pagination.total_pages` (else an empty page) says it ended. An answer without a
+    `data` list is an error, never an empty catalog. Past `max_pages` it is refused as a
+    runaway listing."""
+    sep = "&" if "?" in url else "?"
+    page = 1
+    while max_pages is None or page <= max_pages:
+        data, _ = request(session, "GET", f"{url}{sep}limit={limit}&page={page}", what)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise StoreFetchError(f"{what} API answered without data", permanent=True)
+        yield [x for x in items if isinstance(x, dict)]
+        pagination = (data.get("meta") or {}).get("pagination") or {}
+        try:
+            pages = int(pagination.get("total_pages") or page)
+        except (TypeError, ValueError):
+            pages = page
+        if page >= pages or not items:
+            return
+        page += 1
+    raise StoreFetchError(
+        f"{what} lists more than {limit * (max_pages or 0)} items", permanent=True
+    )
+
+
 def woocommerce_pages(
     session: requests.Session,
     url: str,

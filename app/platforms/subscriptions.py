@@ -19,6 +19,7 @@ from app.config import Settings, StoreConfig
 from app.platforms.fetch import (
     WOO_MAX_PAGES,
     StoreFetchError,
+    bigcommerce_pages,
     bigcommerce_session,
     request,
     woocommerce_pages,
@@ -269,16 +270,10 @@ class BigCommerce:
 
     def list(self) -> list[Subscription]:
         out: list[Subscription] = []
-        for page in range(1, 1000):
-            data = _obj(
-                call(self.session, "GET", f"{self.base}?page={page}&limit=250", self.what)[0],
-                self.what,
-            )
-            hooks = data.get("data")
-            if not isinstance(hooks, list):
-                raise StoreFetchError(f"{self.what} API answered without data", permanent=True)
+        for hooks in bigcommerce_pages(
+            self.session, self.base, self.what, limit=250, max_pages=999
+        ):
             for h in hooks:
-                h = _obj(h, self.what)
                 out.append(
                     Subscription(
                         str(h.get("id")),
@@ -287,9 +282,6 @@ class BigCommerce:
                         "active" if h.get("is_active") else "inactive",
                     )
                 )
-            pagination = (data.get("meta") or {}).get("pagination") or {}
-            if not hooks or page >= int(pagination.get("total_pages") or 1):
-                break
         return out
 
     def create(self, topic: str) -> None:
