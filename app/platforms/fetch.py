@@ -284,37 +284,51 @@ def shopify_session(store: StoreConfig) -> StoreSession:
     return session
 
 
-def bigcommerce_pages(
+def numbered_pages(
     session: requests.Session,
     url: str,
     what: str,
     *,
-    limit: int,
+    size: str,
+    read: Callable[[Any, requests.Response, int], tuple[list[Any], int]],
+    gone: Gone | None = None,
     max_pages: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The pages of a BigCommerce v3 list (`limit`, `page` N), until its
-    `meta.pagination.total_pages` (else an empty page) says it ended. An answer without a
-    `data` list is an error, never an empty catalog. Past `max_pages` it is refused as a
-    runaway listing."""
+    """The pages of a list numbered `page` 1, 2, ... (`size` is the query's page-size part,
+    e.g. "per_page=100"); `read(data, response, page)` gives a page's items and the number of
+    pages the platform says there are. An empty page ends it too; past `max_pages` it is
+    refused as a runaway listing; `gone` ends it early when the resource is gone."""
     sep = "&" if "?" in url else "?"
     page = 1
     while max_pages is None or page <= max_pages:
-        data, _ = request(session, "GET", f"{url}{sep}limit={limit}&page={page}", what)
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise StoreFetchError(f"{what} API answered without data", permanent=True)
+        got = request(session, "GET", f"{url}{sep}{size}&page={page}", what, gone=gone)
+        if got is None:
+            return
+        items, pages = read(*got, page)
         yield [x for x in items if isinstance(x, dict)]
-        pagination = (data.get("meta") or {}).get("pagination") or {}
-        try:
-            pages = int(pagination.get("total_pages") or page)
-        except (TypeError, ValueError):
-            pages = page
         if page >= pages or not items:
             return
         page += 1
-    raise StoreFetchError(
-        f"{what} lists more than {limit * (max_pages or 0)} items", permanent=True
-    )
+    raise StoreFetchError(f"{what} lists more than {max_pages} pages", permanent=True)
+
+
+def bigcommerce_pages(
+    session: requests.Session, url: str, what: str, *, limit: int, max_pages: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """A BigCommerce v3 list, until `meta.pagination.total_pages`. An answer without a `data`
+    list is an error, never an empty page."""
+
+    def read(data: Any, _resp: requests.Response, page: int) -> tuple[list[Any], int]:
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise StoreFetchError(f"{what} API answered without data", permanent=True)
+        pagination = (data.get("meta") or {}).get("pagination") or {}
+        try:
+            return items, int(pagination.get("total_pages") or page)
+        except (TypeError, ValueError):
+            return items, page
+
+    return numbered_pages(session, url, what, size=f"limit={limit}", read=read, max_pages=max_pages)
 
 
 def woocommerce_pages(
@@ -326,28 +340,18 @@ def woocommerce_pages(
     max_pages: int | None = None,
     per_page: int = WOO_PAGE_SIZE,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The pages of a WooCommerce list (`per_page`, `page` N), until `X-WP-TotalPages`
-    (else a short page) says it ended; ends early when `gone` says the resource is gone.
-    Past `max_pages` it is refused as a runaway listing."""
-    sep = "&" if "?" in url else "?"
-    page = 1
-    while max_pages is None or page <= max_pages:
-        got = request(session, "GET", f"{url}{sep}per_page={per_page}&page={page}", what, gone=gone)
-        if got is None:
-            return
-        data, resp = got
+    """A WooCommerce list, until `X-WP-TotalPages` (else a short page)."""
+
+    def read(data: Any, resp: requests.Response, page: int) -> tuple[list[Any], int]:
         if not isinstance(data, list):
             raise StoreFetchError(f"{what} answered a non-list", permanent=True)
-        yield [x for x in data if isinstance(x, dict)]
         try:
-            pages = int(resp.headers.get("X-WP-TotalPages", ""))
+            return data, int(resp.headers.get("X-WP-TotalPages", ""))
         except ValueError:
-            pages = page + 1 if len(data) >= per_page else page
-        if page >= pages or not data:
-            return
-        page += 1
-    raise StoreFetchError(
-        f"{what} lists more than {per_page * (max_pages or 0)} items", permanent=True
+            return data, page + 1 if len(data) >= per_page else page
+
+    return numbered_pages(
+        session, url, what, size=f"per_page={per_page}", read=read, gone=gone, max_pages=max_pages
     )
 
 
