@@ -1,9 +1,10 @@
-"""Real servers for tests and benchmarks: gunicorn as the Procfile runs it."""
+"""Real servers for tests: the Procfile's processes (gunicorn, celery worker, scheduler)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -89,7 +90,7 @@ class Gunicorn:
         env = dict(env, WEB_CONCURRENCY=str(workers), WEB_THREADS=str(threads))
         self.proc = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "gunicorn"),
+                bin_path("gunicorn"),
                 "-c",
                 "deploy/gunicorn.conf.py",
                 "--bind",
@@ -123,14 +124,59 @@ class Gunicorn:
                 self.proc.kill()
 
 
-class CeleryWorkers:
-    """`celery worker` as the Procfile runs it, in its own process group (so a test can
-    SIGKILL the whole pool at once)."""
+def bin_path(name: str) -> str:
+    """A console script of this virtualenv (gunicorn, celery, personyze-sync)."""
+    return str(Path(sys.executable).parent / name)
 
-    def __init__(self, env: dict[str, str], concurrency: int = 4) -> None:
+
+CLI = bin_path("personyze-sync")
+
+
+class Process:
+    """A Procfile process in its own process group (so a test can SIGKILL the whole pool at
+    once), its output kept in `log` for the failure message (discarded without one)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path | None = None) -> None:
+        self.log = log
+        self._out = open(log, "wb") if log else None  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._out or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._out else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log else ""
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._out:
+            self._out.close()
+
+
+class CeleryWorkers(Process):
+    """`celery worker` as the Procfile runs it."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 4, log: Path | None = None) -> None:
+        super().__init__(
             [
-                str(Path(sys.executable).parent / "celery"),
+                bin_path("celery"),
                 "-A",
                 "workers.celery_app:celery",
                 "worker",
@@ -142,29 +188,9 @@ class CeleryWorkers:
                 "--without-mingle",
                 "--without-heartbeat",
             ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            env,
+            log,
         )
-
-    def kill(self) -> None:
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def eventually(check, timeout: float = 20.0, interval: float = 0.05):

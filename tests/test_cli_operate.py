@@ -8,16 +8,12 @@ import os
 import pty
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.fake_shopify import gql_product
-from tests.servers import ROOT, settings_env
+from tests.servers import CLI, ROOT, settings_env
 from tests.support import dead_letters
-
-CLI = str(Path(sys.executable).parent / "personyze-sync")
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

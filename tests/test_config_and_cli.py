@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from app import create_app
 from app.config import ConfigError, load_settings
 from tests.constants import SANDBOX_KEY, SHOP
-from tests.servers import ROOT, settings_env
+from tests.servers import CLI, ROOT, settings_env
 from tests.support import dead_letters, shopify_product
-
-CLI = str(Path(sys.executable).parent / "personyze-sync")
 
 
 def run_cli(args, env, check=False):

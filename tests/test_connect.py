@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -24,10 +22,9 @@ from tests.constants import (
     WOO_SECRET,
 )
 from tests.fake_store_hooks import FakeBigCommerceHooks, FakeShopifyHooks, FakeWooHooks
-from tests.servers import ROOT, eventually, settings_env
+from tests.servers import CLI, ROOT, eventually, settings_env
 from workers.subscriptions import check_store, repairs
 
-CLI = str(Path(sys.executable).parent / "personyze-sync")
 BASE = "https://sync.example.com"
 SHOPIFY_TOPICS = ("PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE")
 WOO_TOPICS = ("product.created", "product.updated", "product.deleted", "product.restored")

@@ -7,15 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import requests
 
 from app.core.redisconn import free_port
-from tests.servers import eventually
-
-CLI = str(Path(sys.executable).parent / "personyze-sync")
+from tests.servers import CLI, eventually
 
 
 def descendants(pid: int) -> set[int]:

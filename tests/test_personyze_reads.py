@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from app.core.ratelimit import AccountLimiter
 from app.core.state import ledger_balance
 from app.personyze import PersonyzeAuthError, PersonyzeClient, PersonyzeServerError
 from tests.constants import SANDBOX_KEY, WOO_CONSUMER_KEY, WOO_CONSUMER_SECRET
-from tests.servers import ROOT, settings_env
+from tests.servers import CLI, ROOT, settings_env
 from tests.support import standard_body, sync_due, woo_product
 from workers.reads import PacedReads
 from workers.reconcile import reconcile
@@ -59,7 +57,7 @@ def test_resync_delete_missing_over_1000_rows_with_special_ids(rt, sandbox):
     everything = sorted(KEEPERS + SPECIALS + FILLERS + BOUNDARY)
     assert (everything[999], everything[1049]) == tuple(BOUNDARY)
 
-    cli = str(Path(sys.executable).parent / "personyze-sync")
+    cli = CLI
     done = subprocess.run(
         [cli, "resync", "--delete-missing"],
         env=settings_env(rt.settings),
@@ -196,7 +194,7 @@ def test_resync_reports_a_personyze_failure_without_a_traceback(make_settings, s
         woocommerce_consumer_key=WOO_CONSUMER_KEY,
         woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
     )
-    cli = str(Path(sys.executable).parent / "personyze-sync")
+    cli = CLI
     done = subprocess.run(
         [cli, "resync", "--delete-missing"],
         env=settings_env(settings),

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +20,7 @@ from tests.constants import (
 )
 from tests.fake_shopify import gql_product, gql_variant
 from tests.fake_stores import fake_bigcommerce, fake_woo
-from tests.servers import ROOT, eventually, peak, settings_env, syncing
+from tests.servers import CLI, ROOT, eventually, peak, settings_env, syncing
 from tests.support import shopify_product, sync_due, woo_product
 from workers.reconcile import reconcile, run_periodic
 
@@ -154,7 +152,7 @@ def test_periodic_reconcile_runs_once_per_interval_across_schedulers(shop, shop_
 
 
 def test_resync_command(make_settings, sandbox, shop):
-    cli = str(Path(sys.executable).parent / "personyze-sync")
+    cli = CLI
     settings = make_settings(personyze_base_url=sandbox.url)
     p = subprocess.run(
         [cli, "resync"], env=settings_env(settings), cwd=ROOT, capture_output=True, text=True

@@ -9,11 +9,7 @@ the ledger balances."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,7 +21,7 @@ import requests
 from app import runtime
 from app.core.state import ledger_balance
 from tests.redis_server import OwnRedis
-from tests.servers import ROOT, Gunicorn, eventually, settings_env
+from tests.servers import Gunicorn, Process, bin_path, eventually, settings_env
 from tests.support import settled, shopify_product
 
 RESTARTS = 3
@@ -37,42 +33,6 @@ pytestmark = pytest.mark.skipif(
 def aof_redis(directory: Path) -> OwnRedis:
     """redis-server with the append-only file on, restartable on the same port and data."""
     return OwnRedis(directory, "--appendonly", "yes", "--appendfsync", "always")
-
-
-class Process:
-    """A Procfile process with its output kept for the failure message."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._out.close()
-
-
-def bin_path(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
 
 
 def test_redis_restart_under_load(tmp_path, make_settings, webhooks, sandbox):

@@ -7,9 +7,7 @@ import base64
 import os
 import signal
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 import sentry_sdk
@@ -29,7 +27,7 @@ from tests.constants import (
 )
 from tests.fake_shopify import gql_product
 from tests.sentry_receiver import SentryReceiver
-from tests.servers import ROOT, eventually, settings_env
+from tests.servers import CLI, ROOT, eventually, settings_env
 from tests.support import shopify_product, woo_product
 
 ADMIN = "admin-token-for-sentry-test-0123"
@@ -212,7 +210,7 @@ def test_scheduler_process_checks_in_dispatcher_and_reconcile(shop, receiver, r,
     )
     env = settings_env(settings)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "personyze-sync"), "scheduler"],
+        [CLI, "scheduler"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
