@@ -126,3 +126,25 @@ def test_worker_heartbeat_file_for_liveness(make_settings, tmp_path):
     finally:
         workers.stop()
     assert not beat.exists()  # a stopped worker is not reported alive
+
+
+def test_wake_from_web_leaves_a_cooling_product_to_the_dispatcher(make_settings, r, webhooks):
+    """WAKE_FROM_WEB publishes only what is due now: a product written within its cooldown
+    waits in `due`, so the dispatcher wakes it once, when the cooldown ends."""
+    settings = make_settings(wake_from_web=True, product_cooldown_seconds=30)
+    rt = runtime.build(settings)
+    hooks = webhooks.to(settings)
+    assert hooks.shopify("products/update", shopify_product(pid=1, at=1)).status == (
+        "accepted_wake"
+    )
+    assert r.llen(settings.sync_queue) == 1  # published by the web process
+    claim = rt.state.claim("default", "1", "worker-1", 5)
+    assert not isinstance(claim, str)
+    rt.state.complete("default", "1", claim, "ab" * 16, "written")  # the cooldown starts
+    r.delete(settings.sync_queue)
+
+    assert hooks.shopify("products/update", shopify_product(pid=1, at=2)).status == "accepted"
+    assert r.llen(settings.sync_queue) == 0  # nothing published for a cooling product
+    product = rt.state.product("default", "1")
+    assert product.woken_at is None and product.due_at is not None
+    assert product.due_at >= time.time() + 20  # due when the cooldown ends

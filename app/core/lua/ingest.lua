@@ -9,7 +9,8 @@
 -- duplicate; an older one is told by its version (stale). A product written less than the
 -- cooldown ago is due when the cooldown ends (burst coalescing). A key whose wake-up message
 -- is still outstanding is not woken again: that message finds the newest pending state.
--- Returns: 0 duplicate, 1 stale, 2 accepted and a wake-up is needed, 3 accepted, already due
+-- Returns: 0 duplicate, 1 stale, 2 accepted and a wake-up is needed (the caller publishes it
+-- with WAKE_FROM_WEB), 3 accepted, already due or woken (or cooling: the dispatcher wakes it)
 local ledger, pid = KEYS[4], ARGV[7]
 redis.call('HINCRBY', ledger, 'received', 1)
 local kind, sv, sh, ring = rec_read(redis.call('HGET', KEYS[1], pid))
@@ -64,12 +65,16 @@ if ARGV[6] == '1' and at <= now then
 end
 -- A fresh key is due now; an already-due one (backing off, or in flight) is brought forward
 -- only, so a new version does not wait out the old version's retry backoff.
+-- A key held back by its cooldown waits here for the dispatcher even with WAKE_FROM_WEB: a
+-- message published now would only find it cooling, and the woken set would not know it.
 if redis.call('ZADD', KEYS[3], pv and 'LT' or 'NX', 'CH', at, pid) == 1 then
   if ARGV[9] == '1' then
     if redis.call('RPUSH', KEYS[6], ARGV[8]) > 1000 then
       redis.call('LTRIM', KEYS[6], -1000, -1)
     end
   end
-  return 2
+  if ARGV[6] ~= '1' then
+    return 2
+  end
 end
 return 3
