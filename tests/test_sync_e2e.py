@@ -106,8 +106,8 @@ def test_503_retry_after_2_pauses_every_worker(web, rt, sandbox, worker, dispatc
     later = [e for e in sandbox.request_log if e.time > first.time]
     # Requests already in flight when the 503 came (the worker's other 3 threads) may still
     # land, later on a loaded machine; nothing else may reach the sandbox until the two seconds
-    # are over. Without the account's pause the other products would go out at the rate limit
-    # (5/s: about 9 in the window), so this bound still tells the two apart, without timing.
+    # are over. Without the account's pause the other products would all go out at once (the
+    # test's limit is 1000/s), so this bound still tells the two apart.
     during = [e for e in later if e.time < first.time + 1.95]
     assert len(during) <= 3, during
     assert len(sandbox.rows("products")) == 10
@@ -135,15 +135,14 @@ def test_rate_limit_shared_by_four_worker_processes(
     finally:
         stop()
         workers.stop()
-    served = sorted(e.time for e in sandbox.request_log if e.status == 200)
-    assert len(served) == n
-    worst = max(sum(1 for t in served[i:] if t < s + 1.0) for i, s in enumerate(served))
-    assert worst <= rate
+    assert sum(e.status == 200 for e in sandbox.request_log) == n
+    # The sandbox refuses what passes its limit with a 503, so sharing shows in the 503s:
+    # four processes pacing on their own would send four times the rate and collect dozens.
+    # One or two may come from timing jitter at the edge of a second (we run at 0.95 R).
+    rejected = sum(e.status == 503 for e in sandbox.request_log)
+    assert rejected <= 2, rejected
     # How close to the limit they get is a throughput figure, measured by `python -m
     # bench.sync` (ii), not asserted: a test must not fail on a loaded machine's timing.
-    steady = served[rate:]  # after the first second's burst
-    achieved = (len(steady) - 1) / (steady[-1] - steady[0])
-    print(f"rate limit {rate}/s, configured {rate * 0.95}/s, achieved {achieved:.2f}/s")
 
 
 def test_sigkill_mid_call_then_another_worker_finishes(
