@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 from weakref import WeakKeyDictionary
 
+import redis
 import structlog
 from celery import Celery, Task, shared_task
 
@@ -46,7 +47,17 @@ class BoundTask(Task[Any, Any]):
 _syncers: WeakKeyDictionary[Celery, Syncer] = WeakKeyDictionary()
 
 
-@shared_task(name=SYNC_TASK, base=BoundTask, bind=True, acks_late=True, ignore_result=True)
+# A Redis error is infrastructure, not a bug: the key is retried after its lease, so it is
+# `throws` (logged without a traceback, and not a Sentry event: docs/design.md, Failures where
+# operators look).
+@shared_task(
+    name=SYNC_TASK,
+    base=BoundTask,
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    throws=(redis.RedisError,),
+)
 def sync_product(task: BoundTask, store: str, product_id: str) -> str:
     syncer = _syncers.get(task.app)
     if syncer is None:
