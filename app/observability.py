@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.logging_setup import scrub
@@ -144,7 +144,6 @@ def report_failure(
     store: StoreConfig,
     error_type: str,
     platform: str | None = None,
-    level: Literal["fatal", "error", "warning", "info", "debug"] = "error",
     context: dict[str, Any] | None = None,
 ) -> None:
     """One Sentry event for a condition a person must act on. Grouped by (kind, store,
@@ -161,7 +160,7 @@ def report_failure(
         for name, value in (context or {}).items():
             scope.set_context(name, value)
         # before_send scrubs the whole event (message, contexts, breadcrumbs) on its way out
-        sentry_sdk.capture_message(message, level=level)
+        sentry_sdk.capture_message(message, level="error")
 
 
 def report_dead_letter(
@@ -203,12 +202,10 @@ def report_auth_failure(store: StoreConfig, paused_seconds: float) -> None:
 
 
 def report_subscription_failure(
-    store: StoreConfig, platform: str, error: BaseException | str, error_type: str | None = None
+    store: StoreConfig, platform: str, error: str, error_type: str
 ) -> None:
     """A webhook subscription that could not be registered or repaired: the store stops
     telling us about changes until someone fixes it (called by the subscription keeper)."""
-    if error_type is None:
-        error_type = "SubscriptionError" if isinstance(error, str) else type(error).__name__
     report_failure(
         "subscription",
         f"Webhook subscription of store {store.id} on {platform} cannot be repaired "

@@ -191,12 +191,13 @@ def test_subscription_failure_report(make_settings, receiver):
         report_subscription_failure(
             store,
             "shopify",
-            RuntimeError(f"403 for token {SHOPIFY_TOKEN} Authorization: Bearer {SHOPIFY_SECRET}"),
+            f"403 for token {SHOPIFY_TOKEN} Authorization: Bearer {SHOPIFY_SECRET}",
+            "StoreFetchError",
         )
     sentry_sdk.flush(5)
     subs = by_failure(receiver, "subscription")
     assert len(subs) == 2 and {tuple(e["fingerprint"]) for e in subs} == {
-        ("subscription", "default", "RuntimeError")
+        ("subscription", "default", "StoreFetchError")
     }
     assert subs[0]["tags"]["platform"] == "shopify"
     assert_no_secret(receiver, [SHOPIFY_SECRET])

@@ -18,6 +18,7 @@ import structlog
 
 from app.config import Settings, StoreConfig
 from app.core.ratelimit import AccountLimiter, backoff
+from app.observability import report_auth_failure
 from app.personyze import (
     PersonyzeAuthError,
     PersonyzeServerError,
@@ -84,17 +85,12 @@ class PacedReads:
                 self.sleep(delay)
 
 
-def paced_reads(
-    limiter: AccountLimiter, settings: Settings, store: StoreConfig | None = None
-) -> PacedReads:
-    """PacedReads with the retry and pause settings the workers use; with `store`, the first
-    401 of a pause is reported to Sentry as a worker's is."""
-    report = None
-    if store is not None:
-        from app.observability import report_auth_failure
+def paced_reads(limiter: AccountLimiter, settings: Settings, store: StoreConfig) -> PacedReads:
+    """PacedReads with the retry and pause settings the workers use; the first 401 of a pause
+    is reported to Sentry as a worker's is."""
 
-        def report(paused: float) -> None:
-            report_auth_failure(store, paused)
+    def report(paused: float) -> None:
+        report_auth_failure(store, paused)
 
     return PacedReads(
         limiter,
