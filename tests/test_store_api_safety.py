@@ -10,7 +10,7 @@ from app.config import ConfigError
 from app.platforms.fetch import (
     StoreFetchError,
     bigcommerce_session,
-    get,
+    request,
     shopify_session,
     woocommerce_fetcher,
     woocommerce_session,
@@ -79,7 +79,7 @@ def test_no_credentials_follow_a_redirect_to_another_host(platform, make_setting
         )
         session = make_session(settings.stores["default"])
         with pytest.raises(StoreFetchError) as err:
-            get(session, store_api.url + path, platform)
+            request(session, "GET", store_api.url + path, platform)
         assert err.value.permanent and "another origin" in str(err.value)
         assert secret not in str(err.value)
         assert store_api.requests == [path]  # asked once, redirected, and not followed

@@ -211,30 +211,11 @@ def error_code(resp: requests.Response) -> str:
     return f" {code[:80]}" if isinstance(code, str) and code.isprintable() else ""
 
 
-@overload
-def get(
-    session: requests.Session, url: str, what: str, *, gone: None = None
-) -> tuple[Any, requests.Response]: ...
-
-
-@overload
-def get(
-    session: requests.Session, url: str, what: str, *, gone: Gone | None
-) -> tuple[Any, requests.Response] | None: ...
-
-
-def get(
-    session: requests.Session, url: str, what: str, *, gone: Gone | None = None
-) -> tuple[Any, requests.Response] | None:
-    """GET JSON; None when `gone` says the resource does not exist (see `request`)."""
-    return request(session, "GET", url, what, gone=gone)
-
-
 def get_json(
     session: requests.Session, url: str, what: str, *, gone: Gone | None = None
 ) -> dict[str, Any] | None:
     """GET a JSON object; None when `gone` says the resource does not exist."""
-    got = get(session, url, what, gone=gone)
+    got = request(session, "GET", url, what, gone=gone)
     if got is None:
         return None
     if not isinstance(got[0], dict):
@@ -242,9 +223,11 @@ def get_json(
     return got[0]
 
 
-def _normalized(
+def normalized(
     normalize: Callable[[dict[str, Any], str], Product], data: dict[str, Any], pid: str, what: str
 ) -> Product:
+    """A store's product through its platform's `normalize`; a shape we cannot read is a
+    permanent store-API failure of that product (dead-lettered, never retried forever)."""
     try:
         return normalize(data, pid)
     except BadPayload as e:
@@ -379,7 +362,7 @@ def woocommerce_product(
     from app.platforms.woocommerce import needs_variations, normalize
 
     variations = woocommerce_variations(session, store, pid) if needs_variations(data) else None
-    return _normalized(partial(normalize, variations=variations), data, pid, "WooCommerce")
+    return normalized(partial(normalize, variations=variations), data, pid, "WooCommerce")
 
 
 def woocommerce_fetcher(store: StoreConfig) -> Fetcher:
@@ -444,7 +427,7 @@ def bigcommerce_fetcher(store: StoreConfig) -> Fetcher:
         if not isinstance(product, dict):
             raise StoreFetchError("BigCommerce answered without data", permanent=True)
         storefront = bigcommerce_storefront(session, store)
-        return _normalized(partial(normalize, storefront=storefront), product, pid, "BigCommerce")
+        return normalized(partial(normalize, storefront=storefront), product, pid, "BigCommerce")
 
     return fetch
 

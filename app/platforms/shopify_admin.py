@@ -22,7 +22,7 @@ import structlog
 
 from app.config import StoreConfig
 from app.core.model import BadPayload, Product
-from app.platforms.fetch import StoreFetchError, request, shopify_session
+from app.platforms.fetch import StoreFetchError, normalized, request, shopify_session
 
 log = structlog.get_logger(__name__)
 
@@ -162,12 +162,7 @@ class AdminClient:
         if node is None:
             return None
         self._all_variants(node)
-        try:
-            return normalize_admin(to_rest(node), pid)
-        except BadPayload as e:
-            raise StoreFetchError(
-                f"Shopify product has an unexpected shape: {e}", permanent=True
-            ) from None
+        return normalized(lambda n, p: normalize_admin(to_rest(n), p), node, pid, "Shopify")
 
     def _all_variants(self, node: dict[str, Any]) -> None:
         """Pages through the rest of a product's variants (more than a query's page)."""

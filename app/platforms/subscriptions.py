@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import requests
-
 from app.config import Settings, StoreConfig
 from app.platforms.fetch import (
     WOO_MAX_PAGES,
@@ -102,14 +100,6 @@ def ensure(platform: Platform, *, check_only: bool = False) -> Plan:
 
 
 # -- HTTP ----------------------------------------------------------------------------------
-
-
-def call(
-    session: requests.Session, method: str, url: str, what: str, body: dict[str, Any] | None = None
-) -> tuple[Any, requests.Response]:
-    """One JSON call (`fetch.request`: one line naming the platform and its error code, no
-    credentials, no redirect followed with them); a 404 is an error here, never "gone"."""
-    return request(session, method, url, what, body=body)
 
 
 def _obj(data: object, what: str) -> dict[str, Any]:
@@ -243,7 +233,7 @@ class WooCommerce:
 
     def _write(self, method: str, url: str, body: dict[str, Any]) -> None:
         try:
-            call(self.session, method, url, self.what, body)
+            request(self.session, method, url, self.what, body=body)
         except StoreFetchError as e:
             if e.status != 401:
                 raise
@@ -285,16 +275,16 @@ class BigCommerce:
         return out
 
     def create(self, topic: str) -> None:
-        call(
+        request(
             self.session,
             "POST",
             self.base,
             self.what,
-            {"scope": topic, "destination": self.url, "is_active": True},
+            body={"scope": topic, "destination": self.url, "is_active": True},
         )
 
     def enable(self, sub: Subscription) -> None:
-        call(self.session, "PUT", f"{self.base}/{sub.id}", self.what, {"is_active": True})
+        request(self.session, "PUT", f"{self.base}/{sub.id}", self.what, body={"is_active": True})
 
 
 # -- which platforms a store is configured for ---------------------------------------------
