@@ -9,8 +9,6 @@ Celery first reads `conf`, so importing this module reads no settings and connec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from functools import cached_property
 from typing import Any
 
 from celery import Celery
@@ -50,28 +48,6 @@ def worker_config(rt: Runtime) -> dict[str, Any]:
     }
 
 
-class LazyConfig(Mapping[str, Any]):
-    """A configuration Celery reads through `config_from_object`, computed the first time it
-    is read: Celery reads it when `conf` is first used, so building the app reads nothing,
-    and a configuration that cannot be built fails that first use loudly."""
-
-    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
-        self._build = build
-
-    @cached_property
-    def _values(self) -> dict[str, Any]:
-        return self._build()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-
 class WorkerCelery(Celery):
     """A Celery app on a `Runtime`: the one given (tests), else one built from the
     environment the first time it is needed (the `celery worker` process)."""
@@ -79,7 +55,9 @@ class WorkerCelery(Celery):
     def __init__(self, rt: Runtime | None = None) -> None:
         super().__init__("personyze_sync", set_as_current=False)
         self._runtime = rt
-        self.config_from_object(LazyConfig(lambda: worker_config(self.runtime)))
+        # Celery evaluates a callable default when `conf` is first read, so building the app
+        # reads nothing, and a configuration that cannot be built fails that first use.
+        self.add_defaults(lambda: worker_config(self.runtime))
         self.steps["worker"].add(Heartbeat)
 
     @property

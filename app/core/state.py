@@ -23,6 +23,7 @@ while the product needs it (docs/design.md, Memory):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import time
@@ -65,7 +66,9 @@ BUCKETS = 1024
 _RECORD_USERS = frozenset({"ingest", "claim", "complete", "migrate", "sweep"})
 
 
+@functools.cache
 def lua_source(name: str) -> str:
+    """A script's source (with the record helpers it uses), read from the package once."""
     lua = resources.files("app.core").joinpath("lua")
     src = lua.joinpath(f"{name}.lua").read_text()
     if name in _RECORD_USERS:
