@@ -8,15 +8,11 @@ its own process group and is killed at exit, however the run ends.
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
-import hashlib
-import hmac
 import os
 import random
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +25,9 @@ from typing import Any
 
 import redis
 import requests
+
+from app.cli import shopify_headers
+from app.core.redisconn import answers, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -81,18 +80,6 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
             return
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    with contextlib.suppress(redis.RedisError):
-        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
-    return False
-
-
 _redis: list[str] = []
 
 
@@ -108,7 +95,7 @@ def redis_url() -> str:
         proc = spawn([*cmd, "--appendonly", "no", "--dir", workdir])
         url = f"redis://127.0.0.1:{port}/0"
         end = time.monotonic() + 10
-        while not _answers(url):
+        while not answers(url):
             if proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
@@ -254,17 +241,8 @@ def product(
 
 
 def signed(body: bytes) -> tuple[bytes, dict[str, str]]:
-    """A products/update delivery as Shopify signs it (HMAC-SHA256 of the body, base64)."""
-    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
-    return body, {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": "products/update",
-        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": T0.isoformat(),
-    }
+    """A products/update delivery as Shopify signs it (the CLI's `send-sample` signer)."""
+    return body, shopify_headers(body, SECRET, "products/update", SHOP)
 
 
 # -- figures -----------------------------------------------------------------------------------
