@@ -3,6 +3,7 @@ test by a key prefix and a Celery queue of its own."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -27,6 +28,7 @@ from tests.constants import (
     WOO_URL,
 )
 from tests.redis_server import start_redis
+from tests.servers import ambient
 from tests.webhooks import Webhooks
 
 
@@ -40,13 +42,23 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch) -> None:
+    """Settings come from the test, never from the shell that runs it (tests/servers.py)."""
+    for name in list(os.environ):
+        if ambient(name):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def prefix(redis_url: str) -> Iterator[str]:
+    """The test's own key prefix and Celery queue (`<prefix>-sync`), deleted afterwards."""
     p = f"t{uuid.uuid4().hex[:10]}"
     yield p
     r = redis.Redis.from_url(redis_url)
-    for key in r.scan_iter(f"{p}:*", count=1000):
-        r.delete(key)
+    for pattern in (f"{p}:*", f"{p}-sync*", f"_kombu.binding*.{p}-sync*"):
+        for key in r.scan_iter(pattern, count=1000):
+            r.delete(key)
 
 
 @pytest.fixture

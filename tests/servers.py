@@ -69,9 +69,19 @@ def peak(measure, interval: float = 0.005):
         t.join(5)
 
 
+# A developer's or CI's own store, Personyze and Sentry settings: never inherited by a test's
+# settings or children (a test must not send to a real store, account or Sentry project).
+AMBIENT_PREFIXES = ("SHOPIFY_", "PERSONYZE_", "WOOCOMMERCE_", "BIGCOMMERCE_", "STANDARD_")
+AMBIENT_NAMES = ("STORES_FILE", "SENTRY_DSN", "STOREFRONT_DOMAIN", "PUBLIC_URL")
+
+
+def ambient(name: str) -> bool:
+    return name.startswith(AMBIENT_PREFIXES) or name in AMBIENT_NAMES
+
+
 def settings_env(settings) -> dict[str, str]:
     """The environment that reproduces a Settings object in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "PERSONYZE_"))}
+    env = {k: v for k, v in os.environ.items() if not ambient(k)}
     for name, value in settings.model_dump().items():
         if value is None or name in ("stores",):
             continue
