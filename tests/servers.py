@@ -181,26 +181,19 @@ class Process:
 
 
 class CeleryWorkers(Process):
-    """`celery worker` as the Procfile runs it."""
+    """`celery worker` with the Procfile's flags (its REMAP_SIGTERM aside: a test stops the
+    workers warm, after the products it waits for are settled)."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 4, log: Path | None = None) -> None:
-        super().__init__(
-            [
-                bin_path("celery"),
-                "-A",
-                "workers.celery_app:celery",
-                "worker",
-                "--concurrency",
-                str(concurrency),
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            env,
-            log,
-        )
+    def __init__(
+        self,
+        env: dict[str, str],
+        concurrency: int = 4,
+        loglevel: str = "WARNING",
+        log: Path | None = None,
+    ) -> None:
+        args = ["-A", "workers.celery_app:celery", "worker", "--loglevel", loglevel]
+        args += ["--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+        super().__init__([bin_path("celery"), *args], env, log)
 
 
 def eventually(check, timeout: float = 20.0, interval: float = 0.05):

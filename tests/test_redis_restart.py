@@ -21,7 +21,7 @@ import requests
 from app import runtime
 from app.core.state import ledger_balance
 from tests.redis_server import OwnRedis
-from tests.servers import Gunicorn, Process, bin_path, eventually, settings_env
+from tests.servers import CeleryWorkers, Gunicorn, Process, bin_path, eventually, settings_env
 from tests.support import settled, shopify_product
 
 RESTARTS = 3
@@ -42,22 +42,7 @@ def test_redis_restart_under_load(tmp_path, make_settings, webhooks, sandbox):
     )
     rt = runtime.build(settings)
     env = settings_env(settings)
-    worker = Process(
-        [
-            bin_path("celery"),
-            "-A",
-            "workers.celery_app:celery",
-            "worker",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env,
-        tmp_path / "worker.log",
-    )
+    worker = CeleryWorkers(env, concurrency=2, loglevel="INFO", log=tmp_path / "worker.log")
     scheduler = Process([bin_path("personyze-sync"), "scheduler"], env, tmp_path / "scheduler.log")
     web = Gunicorn(env, workers=2, threads=1)
     served = webhooks.to(web.url)
