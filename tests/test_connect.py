@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from app import runtime
+from app.core.state import repairs_of
 from app.platforms.subscriptions import Shopify, connect_store, ensure
 from tests.constants import (
     HOOKS_BC_HASH,
@@ -23,7 +24,7 @@ from tests.constants import (
 )
 from tests.fake_store_hooks import FakeBigCommerceHooks, FakeShopifyHooks, FakeWooHooks
 from tests.servers import CLI, ROOT, eventually, settings_env
-from workers.subscriptions import check_store, repairs
+from workers.subscriptions import check_store
 
 BASE = "https://sync.example.com"
 SHOPIFY_TOPICS = ("PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE")
@@ -334,7 +335,7 @@ def test_failed_repair_is_reported_to_sentry_without_credentials(
     assert len(events) == 1 and "bigcommerce" in text and "refused the credentials" in text
     for raw in receiver.raw:
         assert b"bc_wrong_token_123" not in raw and HOOKS_SHOPIFY_TOKEN.encode() not in raw
-    assert repairs(rt, "default") == {"shopify": 3, "woocommerce": 4}
+    assert repairs_of(rt.state.stats("default")) == {"shopify": 3, "woocommerce": 4}
 
 
 def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, client, tmp_path):
@@ -386,7 +387,10 @@ def test_scheduler_process_repairs_once_per_interval(connected_settings, fakes, 
         )
         rt = runtime.build(settings)
         eventually(
-            lambda: repairs(rt, "default") == {"shopify": 1, "woocommerce": 1, "bigcommerce": 1},
+            lambda: (
+                repairs_of(rt.state.stats("default"))
+                == {"shopify": 1, "woocommerce": 1, "bigcommerce": 1}
+            ),
             timeout=10,
         )
         eventually(both_passed, timeout=30)  # the second scheduler found the interval taken

@@ -15,7 +15,6 @@ import threading
 
 import structlog
 
-from app.core.state import REPAIRS_FIELD
 from app.observability import report_subscription_failure
 from app.platforms.subscriptions import Outcome, connect_store, describe
 from app.runtime import Runtime
@@ -43,14 +42,6 @@ def public_url(rt: Runtime) -> str | None:
     return raw or None
 
 
-def repairs(rt: Runtime, store: str) -> dict[str, int]:
-    """Repairs so far by platform (what /metrics exports)."""
-    stats = rt.state.stats(store)
-    return {
-        k[len(REPAIRS_FIELD) :]: int(v) for k, v in stats.items() if k.startswith(REPAIRS_FIELD)
-    }
-
-
 def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
     """One pass over one store: repair, log, count, and report what could not be repaired."""
     store = rt.settings.stores[store_id]
@@ -70,7 +61,7 @@ def check_store(rt: Runtime, store_id: str, url: str) -> list[Outcome]:
         assert o.plan is not None
         fixed = len(o.plan.create) + len(o.plan.enable)
         if fixed:
-            rt.redis.hincrby(rt.state.keys.stats(store_id), REPAIRS_FIELD + o.platform, fixed)
+            rt.state.note_repairs(store_id, o.platform, fixed)
             log.warning(
                 "subscriptions_repaired",
                 store=store_id,

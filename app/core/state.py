@@ -66,6 +66,15 @@ BUCKETS = 1024
 _RECORD_USERS = frozenset({"ingest", "claim", "complete", "migrate", "sweep"})
 
 
+def repairs_of(stats: dict[str, float]) -> dict[str, int]:
+    """Subscription repairs by platform, out of a store's `State.stats`."""
+    return {
+        k.removeprefix(REPAIRS_FIELD): int(v)
+        for k, v in stats.items()
+        if k.startswith(REPAIRS_FIELD)
+    }
+
+
 @functools.cache
 def lua_source(name: str) -> str:
     """A script's source (with the record helpers it uses), read from the package once."""
@@ -406,6 +415,10 @@ class State:
 
     def stats(self, store: str) -> dict[str, float]:
         return {text(k): float(v) for k, v in self.r.hgetall(self.keys.stats(store)).items()}
+
+    def note_repairs(self, store: str, platform: str, n: int) -> None:
+        """Subscriptions the scheduler re-created or re-enabled (read back by `repairs_of`)."""
+        self.r.hincrby(self.keys.stats(store), REPAIRS_FIELD + platform, n)
 
     def ledger(self, store: str) -> dict[str, int]:
         raw = self.r.hgetall(self.keys.ledger(store))

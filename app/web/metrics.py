@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from app.core import activity
-from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS, REPAIRS_FIELD
+from app.core.state import LATENCY_BUCKETS, LEDGER_FIELDS, repairs_of
 from app.observability import last_heartbeat
 from app.runtime import Runtime
 from app.web import current_runtime
@@ -91,8 +91,8 @@ class StateCollector(Collector):
                 for k, v in stats.items():
                     if k.startswith("calls:"):
                         calls.add_metric([sid, k[6:]], v)
-                    elif k.startswith(REPAIRS_FIELD):
-                        repairs.add_metric([sid, k.removeprefix(REPAIRS_FIELD)], v)
+                for platform, n in repairs_of(stats).items():
+                    repairs.add_metric([sid, platform], n)
                 buckets, total = [], 0.0
                 for b in (*LATENCY_BUCKETS, "inf"):
                     total += stats.get(f"le:{b}", 0.0)
