@@ -319,7 +319,7 @@ def test_store_api_failure_that_dead_letters_names_the_store_api(
             woocommerce_consumer_secret=WOO_CONSUMER_SECRET,
         )
         rt = runtime.build(settings)
-        site = webhooks.to(settings, woo_source=woo.url + "/")
+        site = webhooks.to(settings)
         variation = woo_product(pid=78, parent_id=77)
         assert site.woocommerce("product.updated", variation).status_code == 200
         assert init_sentry(settings, "worker")

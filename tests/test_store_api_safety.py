@@ -93,7 +93,7 @@ def test_a_redirected_product_is_not_deleted(make_settings, webhooks, sandbox, w
     stays in Personyze, and the token never left."""
     rt = runtime.build(woo_settings(make_settings, sandbox, woo.url))
     woo.products[22] = woo_product(pid=22, type="variable", regular_price="", on_sale=True)
-    site = webhooks.to(rt.settings, woo_source=woo.url + "/")
+    site = webhooks.to(rt.settings)
     assert site.woocommerce("product.updated", woo.products[22]).status == "accepted_wake"
     s = Syncer(rt.settings, rt.state)
     assert s.run("default", "22") == "written"

@@ -55,7 +55,7 @@ def deliver_woo(webhooks, woo):
     it, after asserting it was taken (200)."""
 
     def deliver(rt, payload, topic="product.updated") -> str:
-        site = webhooks.to(rt.settings, woo_source=woo.url + "/")
+        site = webhooks.to(rt.settings)
         return site.woocommerce(topic, payload).status
 
     return deliver

@@ -19,7 +19,7 @@ def rt(woo_rt):
 def deliver(webhooks, rt, woo):
     """Deliver a `product.updated` webhook from the fake site to `rt`'s app; what the app did
     with it, after asserting it was taken (200)."""
-    site = webhooks.to(rt.settings, woo_source=woo.url + "/")
+    site = webhooks.to(rt.settings)
     return lambda payload: site.woocommerce("product.updated", payload).status
 
 
@@ -82,7 +82,7 @@ def test_store_outage_retries_and_bad_keys_dead_letter(rt, woo, sandbox, deliver
 
 
 def test_without_api_keys_variations_are_counted_as_ignored(make_settings, webhooks, woo):
-    site = webhooks.to(make_settings(woocommerce_url=woo.url), woo_source=woo.url + "/")
+    site = webhooks.to(make_settings(woocommerce_url=woo.url))
     resp = site.woocommerce("product.updated", woo_product(pid=78, parent_id=77))
     assert resp.status == "ignored"
 

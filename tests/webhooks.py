@@ -145,6 +145,10 @@ class Webhooks:
             "bigcommerce_secret": self.bigcommerce_secret,
             "timeout": self.timeout,
         }
+        if isinstance(target, Settings) and "woo_source" not in defaults:
+            # WooCommerce names its site in every delivery: the settings' own site
+            site = next(iter(target.stores.values())).woocommerce_url
+            kept["woo_source"] = f"{site}/" if site else self.woo_source
         return Webhooks(target, **(kept | defaults))
 
     # -- sending ----------------------------------------------------------------------------
