@@ -139,6 +139,7 @@ class StoreConfig(BaseModel):
     shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
     shopify_admin_token: SecretStr | None = None
     shopify_admin_api_url: str | None = None  # default https://{shop domain}
+    # SHARED_STORE_SETTINGS: Settings' values (validated there), the same for every store
     shopify_api_version: str = SHOPIFY_API_VERSION
     # catalogs of at least this many products are read by a bulk operation (0: always)
     shopify_bulk_threshold: int = Field(default=SHOPIFY_BULK_THRESHOLD, ge=0)
@@ -180,11 +181,6 @@ class StoreConfig(BaseModel):
     @classmethod
     def _shopify_url(cls, v: str | None) -> str | None:
         return None if v is None else check_https_url(v, "SHOPIFY_ADMIN_API_URL")
-
-    @field_validator("shopify_api_version")
-    @classmethod
-    def _shopify_version(cls, v: str) -> str:
-        return check_api_version(v)
 
     @property
     def shopify_api(self) -> str | None:
@@ -384,11 +380,8 @@ class Settings(BaseSettings):
     def stores(self) -> dict[str, StoreConfig]:
         """The stores this process serves: from STORES_FILE, else one from the environment."""
         if self.stores_file:
-            stores = load_stores_file(self.stores_file)
-            for s in stores.values():  # one pinned version (and threshold) for every store
-                for name in ("shopify_api_version", "shopify_bulk_threshold"):
-                    setattr(s, name, getattr(self, name))
-            return stores
+            shared = {name: getattr(self, name) for name in SHARED_STORE_SETTINGS}
+            return load_stores_file(self.stores_file, shared)
         store = StoreConfig(
             id=self.store_id,
             personyze=PersonyzeAccount(
@@ -447,9 +440,13 @@ def _raw(s: SecretStr | None) -> str | None:
     return s.get_secret_value() if s else None
 
 
-def load_stores_file(path: Path) -> dict[str, StoreConfig]:
+# Settings with one value for every store (the environment's): a store entry may not set them.
+SHARED_STORE_SETTINGS = ("shopify_api_version", "shopify_bulk_threshold")
+
+
+def load_stores_file(path: Path, shared: dict[str, Any] | None = None) -> dict[str, StoreConfig]:
     """Many stores, one Personyze account each. Values may be `${ENV_NAME}` references so the
-    file itself can be committed without secrets."""
+    file itself can be committed without secrets; `shared` are the SHARED_STORE_SETTINGS."""
     try:
         raw: Any = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as e:
@@ -459,8 +456,17 @@ def load_stores_file(path: Path) -> dict[str, StoreConfig]:
         raise ConfigError(f"STORES_FILE {path}: expected a top-level 'stores:' list")
     stores: dict[str, StoreConfig] = {}
     for i, item in enumerate(items):
+        pinned = [name for name in SHARED_STORE_SETTINGS if isinstance(item, dict) and name in item]
+        if pinned:
+            raise ConfigError(
+                f"STORES_FILE {path}: stores[{i}]: {pinned[0]} is one value for every store; "
+                f"set {pinned[0].upper()} in the environment"
+            )
+        data = _expand_env(item)
         try:
-            store = StoreConfig.model_validate(_expand_env(item))
+            store = StoreConfig.model_validate(
+                data | (shared or {}) if isinstance(data, dict) else data
+            )
         except ValidationError as e:
             raise ConfigError(f"STORES_FILE {path}: stores[{i}]: {_describe(e)}") from None
         if store.id in stores:

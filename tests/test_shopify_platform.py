@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import runtime
+from app.config import ConfigError
 from app.core.mapping import map_product
 from app.core.state import ledger_balance
 from app.platforms.shopify import normalize
@@ -445,7 +446,6 @@ def test_bulk_lines_stream_products_once_complete():
 
 
 def test_api_version_is_validated(make_settings):
-    from app.config import ConfigError
 
     for bad in ("2025-13", "2025-1", "latest", "2023-07"):
         with pytest.raises(ConfigError, match="SHOPIFY_API_VERSION"):
@@ -468,13 +468,18 @@ def test_webhook_parse_is_unchanged_for_fixtures(webhooks):
 
 def test_one_api_version_for_every_store_of_a_stores_file(make_settings, tmp_path):
     path = tmp_path / "stores.yaml"
-    path.write_text(
+    stores_yaml = (
         "stores:\n  - id: eu\n    shopify_shop_domain: eu.myshopify.com\n"
-        "    shopify_api_version: '2024-07'\n"  # a store cannot pin its own
         "  - id: us\n    shopify_shop_domain: us.myshopify.com\n"
     )
+    path.write_text(stores_yaml)
     stores = make_settings(
         stores_file=str(path), shopify_api_version="2026-01", shopify_bulk_threshold=0
     ).stores
     assert {s.shopify_api_version for s in stores.values()} == {"2026-01"}
     assert {s.shopify_bulk_threshold for s in stores.values()} == {0}
+
+    # A store cannot pin its own: refused, not silently overridden.
+    path.write_text(stores_yaml + "    shopify_api_version: '2024-07'\n")
+    with pytest.raises(ConfigError, match="shopify_api_version is one value for every store"):
+        _ = make_settings(stores_file=str(path)).stores
