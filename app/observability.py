@@ -93,7 +93,6 @@ def init_sentry(settings: Settings, component: str) -> bool:
         max_request_body_size="never",
         include_local_variables=False,
         before_send=before_send,
-        before_breadcrumb=lambda crumb, _hint: scrub(crumb),
         integrations=[
             FlaskIntegration(),
             CeleryIntegration(monitor_beat_tasks=False),
