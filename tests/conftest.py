@@ -3,6 +3,7 @@ test by a key prefix and a Celery queue of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from tests.constants import (
     WOO_URL,
 )
 from tests.redis_server import start_redis
-from tests.servers import ambient
+from tests.servers import ambient, dispatching, working
 from tests.webhooks import Webhooks
 
 
@@ -160,57 +161,29 @@ def celery_app(rt):
 @pytest.fixture
 def worker(celery_app):
     """A real Celery worker (threads pool) consuming this test's own queue."""
-    from celery.contrib.testing.worker import start_worker
-
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=4,
-        perform_ping_check=False,
-        shutdown_timeout=15,
-        loglevel="WARNING",
-    ) as w:
+    with working(celery_app) as w:
         yield w
 
 
 @pytest.fixture
 def dispatcher(rt):
-    import threading
-
-    from workers.dispatch import Dispatcher
-
-    d = Dispatcher(rt)
-    t = threading.Thread(target=d.run, daemon=True)
-    t.start()
-    yield d
-    d.stop()
-    t.join(5)
+    """The scheduler's dispatcher loop for this test's runtime, in a thread."""
+    with dispatching(rt) as d:
+        yield d
 
 
 @pytest.fixture
 def dispatcher_factory():
-    """Start a dispatcher (the scheduler process's loop) for a given runtime, in a thread."""
-    import threading
+    """Start a dispatcher (the scheduler process's loop) for a given runtime, in a thread;
+    the returned function stops it (and the fixture stops any still running)."""
+    with contextlib.ExitStack() as running:
 
-    from workers.dispatch import Dispatcher
+        def start(rt):
+            stack = running.enter_context(contextlib.ExitStack())
+            stack.enter_context(dispatching(rt))
+            return stack.close
 
-    stops = []
-
-    def start(rt):
-        d = Dispatcher(rt)
-        t = threading.Thread(target=d.run, daemon=True)
-        t.start()
-
-        def stop():
-            d.stop()
-            t.join(5)
-
-        stops.append(stop)
-        return stop
-
-    yield start
-    for s in stops:
-        s()
+        yield start
 
 
 @pytest.fixture

@@ -19,34 +19,47 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def syncing(rt, concurrency: int = 4, dispatcher: bool = True):
-    """The sync side for `rt` while the block runs: a real Celery worker (threads pool) on its
-    queue and, unless `dispatcher` is False, the scheduler's dispatcher loop (yielded: its
-    `woken` counts the wake-ups it published)."""
+def working(celery, concurrency: int = 4):
+    """A real Celery worker (threads pool) on `celery`'s queue while the block runs."""
     from celery.contrib.testing.worker import start_worker
 
-    from workers.celery_app import make_celery
+    with start_worker(
+        celery,
+        pool="threads",
+        concurrency=concurrency,
+        perform_ping_check=False,
+        shutdown_timeout=15,
+        loglevel="WARNING",
+    ) as w:
+        yield w
+
+
+@contextlib.contextmanager
+def dispatching(rt):
+    """The scheduler's dispatcher loop for `rt`, in a thread, while the block runs (yielded:
+    its `woken` counts the wake-ups it published)."""
     from workers.dispatch import Dispatcher
 
-    celery = make_celery(rt)
     d = Dispatcher(rt)
     loop = threading.Thread(target=d.run, daemon=True)
-    if dispatcher:
-        loop.start()
+    loop.start()
     try:
-        with start_worker(
-            celery,
-            pool="threads",
-            concurrency=concurrency,
-            perform_ping_check=False,
-            shutdown_timeout=15,
-            loglevel="WARNING",
-        ):
-            yield d
+        yield d
     finally:
         d.stop()
-        if dispatcher:
-            loop.join(10)
+        loop.join(10)
+
+
+@contextlib.contextmanager
+def syncing(rt, concurrency: int = 4, dispatcher: bool = True):
+    """The sync side for `rt` while the block runs: a worker and, unless `dispatcher` is
+    False, the dispatcher (yielded; None without it)."""
+    from workers.celery_app import make_celery
+
+    with contextlib.ExitStack() as stack:
+        d = stack.enter_context(dispatching(rt)) if dispatcher else None
+        stack.enter_context(working(make_celery(rt), concurrency))
+        yield d
 
 
 @contextlib.contextmanager
