@@ -51,9 +51,6 @@ class Dispatcher:
         named after it (LPUSH to publish, BRPOP to consume), so this is FIFO order too."""
         return int(self.broker.llen(self.rt.settings.sync_queue))
 
-    def publish(self, store: str, pid: str) -> None:
-        self.waker.publish(store, pid)
-
     def tick(self) -> float:
         """Wake what is due and admissible; return how long nothing needs doing, counted from
         the start of the tick, so its own round trips do not slow the pace the rate limit
@@ -73,7 +70,7 @@ class Dispatcher:
                 limit = min(s.sweep_batch, max(1, decision.tokens), room)
             keys, nxt = self.rt.state.sweep(sid, limit, s.wake_grace_seconds, queued)
             for pid in keys:
-                self.publish(sid, pid)
+                self.waker.publish(sid, pid)
             self.woken += len(keys)
             room -= len(keys)
             if keys:
