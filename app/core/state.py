@@ -66,6 +66,12 @@ BUCKETS = 1024
 _RECORD_USERS = frozenset({"ingest", "claim", "complete", "migrate", "sweep"})
 
 
+def _ledger_of(raw: dict[bytes | str, bytes | str]) -> dict[str, int]:
+    """A ledger hash as read, every field present (0 when never counted)."""
+    got = {text(key): int(v) for key, v in raw.items()}
+    return {f: got.get(f, 0) for f in LEDGER_FIELDS}
+
+
 def repairs_of(stats: dict[str, float]) -> dict[str, int]:
     """Subscription repairs by platform, out of a store's `State.stats`."""
     return {
@@ -421,9 +427,7 @@ class State:
         self.r.hincrby(self.keys.stats(store), REPAIRS_FIELD + platform, n)
 
     def ledger(self, store: str) -> dict[str, int]:
-        raw = self.r.hgetall(self.keys.ledger(store))
-        got = {text(key): int(v) for key, v in raw.items()}
-        return {f: got.get(f, 0) for f in LEDGER_FIELDS}
+        return _ledger_of(self.r.hgetall(self.keys.ledger(store)))
 
     def status(self, store: str) -> dict[str, Any]:
         """What `personyze-sync status`, /admin and /metrics show for a store: one pipelined
@@ -437,8 +441,7 @@ class State:
         pipe.zrange(k.woken(store), 0, 0, withscores=True)
         pipe.hlen(k.dlq(store))
         raw, due, woken, first_due, first_woken, dlq = pipe.execute()
-        got = {key.decode(): int(v) for key, v in raw.items()}
-        led = {f: got.get(f, 0) for f in LEDGER_FIELDS}
+        led = _ledger_of(raw)
         return {
             "ledger": led,
             "balance": ledger_balance(led),
