@@ -128,9 +128,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         if sid not in rt.settings.stores:
             print(f"unknown store {sid!r}", file=sys.stderr)
             return 2
-        entries = rt.state.dlq_list(sid)
-        pids = args.ids or list(entries)
+        pids = args.ids or rt.state.dlq_ids(sid)
         if args.action == "list":
+            entries = rt.state.dlq_list(sid)
             for pid, e in sorted(entries.items(), key=lambda x: -float(x[1].get("dead_at", 0))):
                 last = e["errors"][-1]["error"] if e.get("errors") else ""
                 if table is None:

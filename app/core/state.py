@@ -464,6 +464,18 @@ class State:
         raw = self.r.hgetall(self.keys.dlq(store))
         return {text(pid): orjson.loads(v) for pid, v in raw.items()}
 
+    def dlq_page(self, store: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """Up to `limit` dead letters, newest first, without their product documents (HSCAN:
+        a DLQ of 10k entries is not read whole, as the admin page shows only a page)."""
+        out = []
+        for pid, raw in self.r.hscan_iter(self.keys.dlq(store), count=limit):
+            entry = orjson.loads(raw)
+            entry.pop("doc", None)
+            out.append((text(pid), entry))
+            if len(out) >= limit:
+                break
+        return sorted(out, key=lambda x: -float(x[1].get("dead_at", 0)))
+
     def dlq_replay(self, store: str, pid: str) -> str:
         """ "replayed", "superseded" (a newer version is already pending) or "missing"."""
         k = self.keys

@@ -18,7 +18,6 @@ import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import orjson
 from flask import (
     Blueprint,
     Response,
@@ -152,18 +151,6 @@ def _store(store: str) -> Runtime:
     return rt
 
 
-def _dlq_page(rt: Runtime, store: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    """The first `limit` dead letters (HSCAN: a DLQ of 10k entries is not read whole)."""
-    out = []
-    for pid, raw in rt.redis.hscan_iter(rt.state.keys.dlq(store), count=limit):
-        entry = orjson.loads(raw)
-        entry.pop("doc", None)  # the pending product: long, and not for the page
-        out.append((pid.decode(), entry))
-        if len(out) >= limit:
-            break
-    return sorted(out, key=lambda x: -float(x[1].get("dead_at", 0)))
-
-
 @bp.get("/")
 @bp.get("")  # registered first: url_for builds /admin
 def page() -> ResponseReturnValue:
@@ -174,7 +161,7 @@ def page() -> ResponseReturnValue:
         view.update(
             id=sid,
             recent=activity.recent(rt.state, sid, RECENT_SHOWN),
-            dead=_dlq_page(rt, sid, DLQ_SHOWN),
+            dead=rt.state.dlq_page(sid, DLQ_SHOWN),
         )
         stores.append(view)
     return render_template(
